@@ -1,0 +1,31 @@
+"""The Ray Serve config document (`serve deploy`, RayService `serveConfigV2`) for a ServeConfig.
+
+Pure data, no `ray` import: `rayvllm build` and the Kubernetes renderer both call this."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rayvllm.config import ServeConfig
+
+APP_BUILDER = "rayvllm.deployment.app:build_app"
+
+
+def serve_config_document(config: ServeConfig, *, host: str | None = None) -> dict[str, Any]:
+    """Return the Ray Serve config whose single application is built from `config` itself."""
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {
+            "host": host or config.http.host,
+            "port": config.http.port,
+            "request_timeout_s": config.http.request_timeout_s,
+        },
+        "applications": [
+            {
+                "name": config.app_name,
+                "route_prefix": "/",
+                "import_path": APP_BUILDER,
+                "args": config.model_dump(mode="json", exclude_none=True),
+            }
+        ],
+    }
