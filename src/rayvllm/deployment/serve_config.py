@@ -29,3 +29,11 @@ def serve_config_document(config: ServeConfig, *, host: str | None = None) -> di
             }
         ],
     }
+
+
+def ray_env_vars(config: ServeConfig) -> dict[str, str]:
+    """Environment every Ray process (head and workers) needs for this config.
+
+    Set on the Ray cluster, not on the driver alone: Serve's controller and replicas read them
+    when they import."""
+    return {"RAY_USAGE_STATS_ENABLED": "0", "VLLM_NO_USAGE_STATS": "1"}
