@@ -1,0 +1,137 @@
+"""The Ray Serve application: one deployment per model behind one ingress. The only module that
+imports ray. With a single model its deployment is the ingress itself, so tokens cross no extra
+Ray hop; with several, a router ingress forwards each request to its model's deployment."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import BaseModel
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+
+from rayvllm.config import ModelConfig, ServeConfig
+from rayvllm.engine.factory import make_engine
+from rayvllm.errors import RayVLLMError, error_body
+from rayvllm.server.app import create_app
+from rayvllm.server.serving import JSONReply, Reply, StreamReply
+from rayvllm.server.services import LocalService, ModelService, Route
+
+
+@serve.ingress()
+class ModelServer:
+    """A replica of one model: its engine, and the HTTP app when it is the ingress."""
+
+    async def __init__(self, config: ServeConfig, model_name: str) -> None:
+        self._config = config
+        engine = make_engine(config, config.model(model_name))
+        await engine.start()  # returns after a warm-up generation: the replica is ready
+        self._service = LocalService(engine, request_timeout_s=config.http.request_timeout_s)
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app({self._service.name: self._service}, self._config)
+
+    async def check_health(self) -> None:
+        await self._service.engine.check_health()
+
+    async def ready(self) -> bool:
+        return await self._service.ready()
+
+    async def call_remote(self, route: Route, body: BaseModel) -> AsyncIterator[Any]:
+        """For the router: a reply header tuple first, then the stream's chunks, if any."""
+        try:
+            reply = await self._service.call(route, body, time.monotonic())
+        except RayVLLMError as exc:
+            status, err, headers = error_body(exc)
+            yield ("json", status, err, headers)
+            return
+        if isinstance(reply, JSONReply):
+            yield ("json", reply.status, reply.body, reply.headers)
+            return
+        yield ("stream", reply.media_type, reply.headers)
+        async for chunk in reply.chunks:
+            yield chunk
+
+
+class RemoteService:
+    """A model served by another deployment, reached through its handle."""
+
+    def __init__(self, name: str, handle: DeploymentHandle) -> None:
+        self.name = name
+        self._handle = handle.options(stream=True)
+        self._ready_handle = handle
+
+    async def call(self, route: Route, body: BaseModel, arrival: float) -> Reply:
+        stream = self._handle.call_remote.remote(route, body)
+        head = await stream.__anext__()
+        if head[0] == "json":
+            return JSONReply(body=head[2], status=head[1], headers=head[3])
+        return StreamReply(chunks=_rest(stream), media_type=head[1], headers=head[2])
+
+    async def ready(self) -> bool:
+        return bool(await self._ready_handle.ready.remote())
+
+
+async def _rest(stream: Any) -> AsyncIterator[bytes]:
+    async for chunk in stream:
+        yield chunk
+
+
+@serve.ingress()
+class Router:
+    """The ingress when several models are served: routes each request by its `model`."""
+
+    def __init__(self, config: ServeConfig, handles: dict[str, DeploymentHandle]) -> None:
+        self._services: dict[str, ModelService] = {
+            name: RemoteService(name, handle) for name, handle in handles.items()
+        }
+        self._config = config
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app(self._services, self._config)
+
+
+def deployment_options(model: ModelConfig) -> dict[str, Any]:
+    d = model.deployment
+    options: dict[str, Any] = {
+        "name": _deployment_name(model.name),
+        "max_ongoing_requests": d.max_ongoing_requests,
+        "max_queued_requests": d.max_queued_requests,
+        "ray_actor_options": d.ray_actor_options.model_dump(exclude_none=True),
+        "graceful_shutdown_timeout_s": d.graceful_shutdown_timeout_s,
+        "graceful_shutdown_wait_loop_s": d.graceful_shutdown_wait_loop_s,
+        "health_check_period_s": d.health_check_period_s,
+        "health_check_timeout_s": d.health_check_timeout_s,
+    }
+    if d.autoscaling is not None:
+        a = d.autoscaling
+        options["autoscaling_config"] = {
+            "min_replicas": a.min_replicas,
+            "max_replicas": a.max_replicas,
+            "initial_replicas": a.initial_replicas,
+            "target_ongoing_requests": a.target_ongoing_requests,
+            "upscale_delay_s": a.upscale_delay_s,
+            "downscale_delay_s": a.downscale_delay_s,
+        }
+    else:
+        options["num_replicas"] = d.num_replicas
+    return options
+
+
+def _deployment_name(model_name: str) -> str:
+    return "model-" + "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in model_name)
+
+
+def build_app(args: ServeConfig | dict[str, Any]) -> Application:
+    """The app builder `import_path` points at; `args` is the ServeConfig, as a dict in YAML."""
+    config = args if isinstance(args, ServeConfig) else ServeConfig.model_validate(args)
+    bound = {
+        m.name: serve.deployment(ModelServer).options(**deployment_options(m)).bind(config, m.name)
+        for m in config.models
+    }
+    if len(bound) == 1:
+        return next(iter(bound.values()))
+    return serve.deployment(Router).options(name="router", num_replicas=1).bind(config, bound)
