@@ -1,51 +1,53 @@
-"""Entry point of `rayvllm`. Subcommands load lazily so `client` and `bench` never import ray,
-vllm or torch, and `--help` answers at once."""
+"""Entry point of `rayvllm`. It dispatches on the verb and imports that verb's module only, so
+`client` and `bench` never import ray, vllm or torch, and `--help` answers at once.
+
+Written as a small dispatcher rather than a click group: typer 0.29 carries its own click, so a
+click group around typer commands loses typer's error handling (usage errors became tracebacks)."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import sys
 
-import click
-
-# verb -> (module under rayvllm.cli, one-line help shown by `rayvllm --help`)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("serve", "Serve the configured models (the embedded model by default)."),
-    "build": ("build", "Write the Ray Serve config YAML for `serve deploy` or a RayService."),
-    "render": ("render", "Write Kubernetes manifests (RayService, monitors, dashboards, alerts)."),
-    "client": ("client", "Send prompts to a server and write results.txt."),
-    "bench": ("bench", "Load-test OpenAI-compatible endpoints and report throughput/latency."),
-    "schema": ("schema", "Print the JSON schema of the config file."),
+# verb -> one-line help shown by `rayvllm --help`; the module is rayvllm.cli.<verb>
+COMMANDS: dict[str, str] = {
+    "serve": "Serve the configured models (the embedded model by default).",
+    "build": "Write the Ray Serve config YAML for `serve deploy` or a RayService.",
+    "render": "Write Kubernetes manifests (RayService, monitors, dashboards, alerts).",
+    "client": "Send prompts to a server and write results.txt.",
+    "bench": "Load-test OpenAI-compatible endpoints and report throughput/latency.",
+    "schema": "Print the JSON schema of the config file.",
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module = importlib.import_module(f"rayvllm.cli.{COMMANDS[cmd_name][0]}")
-        import typer.main
-
-        command: click.Command = typer.main.get_command(module.app)
-        command.name = cmd_name
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Commands"):
-            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()]
+    return (
+        "Usage: rayvllm COMMAND [OPTIONS]\n\n"
+        "rayvllm: serve LLMs with Ray Serve and vLLM, from a laptop to a GPU fleet.\n\n"
+        "Commands:\n" + "\n".join(lines) + "\n\n"
+        "Options:\n  --version   Show the version and exit.\n  -h, --help  Show this message.\n\n"
+        "Run `rayvllm COMMAND --help` for a command's options.\n"
+    )
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="rayvllm")
-def cli() -> None:
-    """rayvllm: serve LLMs with Ray Serve and vLLM, from a laptop to a GPU fleet."""
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help", "help"}:
+        sys.stdout.write(_usage())
+        raise SystemExit(0 if args else 2)
+    if args[0] == "--version":
+        from rayvllm import __version__
 
-
-def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="rayvllm")
+        sys.stdout.write(f"rayvllm {__version__}\n")
+        raise SystemExit(0)
+    verb, rest = args[0], args[1:]
+    if verb not in COMMANDS:
+        sys.stderr.write(f"rayvllm: unknown command '{verb}'. Try one of: {', '.join(COMMANDS)}\n")
+        raise SystemExit(2)
+    module = importlib.import_module(f"rayvllm.cli.{verb}")
+    module.app(args=rest, prog_name=f"rayvllm {verb}")
 
 
 if __name__ == "__main__":

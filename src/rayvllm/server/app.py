@@ -33,8 +33,15 @@ from rayvllm.server.services import REQUEST_MODELS, ModelService, Route
 log = logging.getLogger("rayvllm.server")
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "body"}
+
+
 def _param(loc: tuple[Any, ...]) -> str | None:
-    parts = [p for p in loc if not (isinstance(p, str) and p in {"body", "function-after"})]
+    """`('messages', 0, 'content')` -> `messages[0].content`, dropping pydantic's union tags."""
+    parts = [
+        p for p in loc
+        if not (isinstance(p, str) and (p in _TYPE_TAGS or any(c in p for c in "[-(")))
+    ]
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
