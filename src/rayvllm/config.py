@@ -12,6 +12,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EMBEDDED_SMOLLM2 = "embedded:smollm2-135m-instruct"
+# The embedded model's engine arguments on a laptop CPU: an explicit KV-cache size, because on
+# the CPU backend gpu_memory_utilization reserves that fraction of *system* memory (0.92 by
+# default, which fails on any machine doing something else); 512 MiB holds ~23k tokens here.
+EMBEDDED_ENGINE_ARGS: dict[str, Any] = {
+    "max_model_len": 2048,
+    "kv_cache_memory_bytes": 512 * 1024 * 1024,
+}
 
 
 class _Strict(BaseModel):
@@ -166,7 +173,7 @@ class ServeConfig(_Strict):
     """Everything `rayvllm serve`, `rayvllm build` and `rayvllm render` need."""
 
     models: list[ModelConfig] = Field(
-        default_factory=lambda: [ModelConfig()],
+        default_factory=lambda: [ModelConfig(engine_args=dict(EMBEDDED_ENGINE_ARGS))],
         min_length=1,
         description="The models to serve; each becomes its own Ray Serve deployment.",
     )
@@ -207,7 +214,8 @@ class ServeConfig(_Strict):
         """Apply CLI flags (None means "not given"). Model flags apply to the first model."""
         data = self.model_dump(mode="json")
         first = data["models"][0]
-        for key, value in overrides.items():
+        # `source` first: changing it may reset engine_args that later flags then fill in.
+        for key, value in sorted(overrides.items(), key=lambda kv: kv[0] != "source"):
             if value is None:
                 continue
             if key in {"host", "port", "request_timeout_s"}:
@@ -217,6 +225,8 @@ class ServeConfig(_Strict):
             elif key in BLUEPRINT_ENGINE_ARGS.values():
                 first["engine_args"][key] = value
             elif key == "source":
+                if first["engine_args"] == EMBEDDED_ENGINE_ARGS and value != first["source"]:
+                    first["engine_args"] = {}  # the laptop defaults do not fit another model
                 first["source"] = value
             elif key == "model_name":
                 first["name"] = value
