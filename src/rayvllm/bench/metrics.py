@@ -68,7 +68,11 @@ class Slo(BaseModel):
     def met_by(self, ttft_s: float, tpot_s: float, e2e_s: float) -> bool:
         return all(
             limit is None or value * 1000.0 <= limit
-            for limit, value in ((self.ttft_ms, ttft_s), (self.tpot_ms, tpot_s), (self.e2e_ms, e2e_s))
+            for limit, value in (
+                (self.ttft_ms, ttft_s),
+                (self.tpot_ms, tpot_s),
+                (self.e2e_ms, e2e_s),
+            )
         )
 
 

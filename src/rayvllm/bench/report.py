@@ -87,7 +87,7 @@ class BenchReport(BaseModel):
     tool: ToolInfo
     started_at: str
     finished_at: str | None = None
-    command: str = Field(description="The command line, with --api-key's value hidden.")
+    command: str = Field(description="The command line (API keys never appear on it).")
     config: BenchConfig
     host: HostInfo
     definitions: dict[str, str] = Field(default_factory=lambda: dict(DEFINITIONS))

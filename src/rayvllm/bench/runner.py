@@ -38,7 +38,9 @@ class Level(BaseModel):
 
     concurrency: int | None = Field(None, gt=0)
     rate: float | None = Field(None, gt=0)
-    max_concurrency: int | None = Field(None, gt=0, description="Cap on in-flight open-loop requests.")
+    max_concurrency: int | None = Field(
+        None, gt=0, description="Cap on in-flight open-loop requests."
+    )
     num_prompts: int = Field(gt=0, description="Measured requests.")
     warmup: int = Field(0, ge=0, description="Requests sent first and left out of the numbers.")
 

@@ -1,5 +1,5 @@
-"""What `rayvllm bench` sends: random prompts of exact token length, the blueprint's prompts, or a
-JSONL file. Tokenizers load from a tokenizer.json with the `tokenizers` library (no transformers)."""
+"""What `rayvllm bench` sends: random prompts of exact token length, the blueprint's prompts, or
+a JSONL file. Tokenizers load from tokenizer.json via the `tokenizers` library, not transformers."""
 
 from __future__ import annotations
 
@@ -56,26 +56,40 @@ def _ordinary_token_ids(tokenizer: Tokenizer) -> list[int]:
     return [i for i in range(tokenizer.get_vocab_size(with_added_tokens=False)) if i not in added]
 
 
-def exact_length_prompt(
-    tokenizer: Tokenizer, length: int, rng: random.Random, token_ids: list[int]
-) -> str:
-    """Text that re-encodes to exactly `length` tokens (special tokens not counted).
+def exact_length_prompts(
+    tokenizer: Tokenizer, count: int, length: int, rng: random.Random
+) -> list[str]:
+    """`count` texts that each re-encode to exactly `length` tokens (special tokens not counted).
 
     Random token ids rarely survive decode -> encode unchanged (merges differ at the seams), so,
-    as vLLM's RandomDataset does, re-encode, truncate or top up with more random ids, and repeat.
+    as vLLM's RandomDataset does, re-encode, truncate or top up with more random ids, and repeat;
+    whole batches at a time, since the tokenizer parallelises those.
     """
-    for _ in range(_RESAMPLES):
-        ids = rng.choices(token_ids, k=length)
-        for _ in range(_ADJUST_ROUNDS):
-            text = tokenizer.decode(ids)
-            ids = tokenizer.encode(text, add_special_tokens=False).ids
+    token_ids = _ordinary_token_ids(tokenizer)
+    texts: list[str] = [""] * count
+    pending = {i: rng.choices(token_ids, k=length) for i in range(count)}
+    for round_ in range(_ADJUST_ROUNDS * _RESAMPLES):
+        if not pending:
+            return texts
+        if round_ and round_ % _ADJUST_ROUNDS == 0:
+            pending = {i: rng.choices(token_ids, k=length) for i in pending}  # start afresh
+        order = list(pending)
+        decoded = tokenizer.decode_batch([pending[i] for i in order])
+        encoded = tokenizer.encode_batch(decoded, add_special_tokens=False)
+        for i, text, encoding in zip(order, decoded, encoded, strict=True):
+            ids = encoding.ids
             if len(ids) == length:
-                return text
-            if len(ids) > length:
-                ids = ids[:length]
+                texts[i] = text
+                del pending[i]
+            elif len(ids) > length:
+                pending[i] = ids[:length]
             else:
-                ids += rng.choices(token_ids, k=length - len(ids))
-    raise WorkloadError(f"could not build a prompt of exactly {length} tokens with this tokenizer")
+                pending[i] = ids + rng.choices(token_ids, k=length - len(ids))
+    if pending:
+        raise WorkloadError(
+            f"could not build prompts of exactly {length} tokens with this tokenizer"
+        )
+    return texts
 
 
 def random_requests(
@@ -92,16 +106,8 @@ def random_requests(
             f"--input-len {input_len} leaves no room for text: the tokenizer adds {special} "
             "special tokens itself"
         )
-    rng = random.Random(seed)
-    token_ids = _ordinary_token_ids(tokenizer)
-    return [
-        BenchRequest(
-            prompt=exact_length_prompt(tokenizer, body_len, rng, token_ids),
-            output_len=output_len,
-            prompt_len=input_len,
-        )
-        for _ in range(count)
-    ]
+    texts = exact_length_prompts(tokenizer, count, body_len, random.Random(seed))
+    return [BenchRequest(prompt=t, output_len=output_len, prompt_len=input_len) for t in texts]
 
 
 def blueprint_requests(output_len: int) -> list[BenchRequest]:
@@ -129,7 +135,7 @@ def jsonl_requests(path: Path, output_len: int) -> list[BenchRequest]:
             )
         except (ValueError, KeyError, TypeError) as error:
             raise WorkloadError(
-                f"{path}:{number}: expected {{\"prompt\": str, \"output_len\": int}}: {error}"
+                f'{path}:{number}: expected {{"prompt": str, "output_len": int}}: {error}'
             ) from error
     if not requests:
         raise WorkloadError(f"{path} holds no prompts")

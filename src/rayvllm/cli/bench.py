@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from rayvllm.bench.console import LiveProgress, comparison_table, error_hints, results_table
+from rayvllm.bench.console import LiveProgress, comparison_table, error_hints, results_tables
 from rayvllm.bench.http import Endpoint
 from rayvllm.bench.metrics import Slo, summarize
 from rayvllm.bench.plan import (
@@ -60,7 +60,7 @@ def _api_key(api_key_file: Path | None) -> str | None:
 def bench(
     url: Annotated[
         str | None,
-        typer.Option(help=f"Base URL of the server to measure [default: {DEFAULT_URL}]."),
+        typer.Option(help="Base URL of the server to measure.", show_default=DEFAULT_URL),
     ] = None,
     compare_with: Annotated[
         list[str] | None,
@@ -119,8 +119,8 @@ def bench(
         int | None,
         typer.Option(
             min=1,
-            help="Measured requests per level [default: 10 x concurrency (or rate), at least 50].",
-            show_default=False,
+            help="Measured requests per level.",
+            show_default="10 x concurrency (or rate), at least 50",
         ),
     ] = None,
     warmup: Annotated[
@@ -184,7 +184,7 @@ def bench(
     report = BenchReport(
         tool=tool_info(),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        command=shlex.join(["rayvllm", "bench", *sys.argv[2:]]),
+        command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         config=config,
         host=host_info(),
         targets=[],
@@ -195,9 +195,10 @@ def bench(
         _usage_error(str(error))
     report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     report.comparisons = compare(report.targets)
-    console.print(results_table(report))
-    if (table := comparison_table(report)) is not None:
+    for table in results_tables(report):
         console.print(table)
+    if (ratios := comparison_table(report)) is not None:
+        console.print(ratios)
     for hint in error_hints(report):
         console.print(f"[yellow]hint:[/] {escape(hint)}")
     if output is not None:

@@ -21,18 +21,14 @@ from rayvllm.server.serving import JSONReply, Reply, StreamReply
 from rayvllm.server.services import LocalService, ModelService, Route
 
 
-@serve.ingress()
 class ModelServer:
-    """A replica of one model: its engine, and the HTTP app when it is the ingress."""
+    """A replica of one model behind the router: its engine, called through its handle."""
 
     async def __init__(self, config: ServeConfig, model_name: str) -> None:
         self._config = config
         engine = make_engine(config, config.model(model_name))
         await engine.start()  # returns after a warm-up generation: the replica is ready
         self._service = LocalService(engine, request_timeout_s=config.http.request_timeout_s)
-
-    def __serve_build_asgi_app__(self) -> Any:
-        return create_app({self._service.name: self._service}, self._config)
 
     async def check_health(self) -> None:
         await self._service.engine.check_health()
@@ -54,6 +50,14 @@ class ModelServer:
         yield ("stream", reply.media_type, reply.headers)
         async for chunk in reply.chunks:
             yield chunk
+
+
+@serve.ingress()
+class IngressModelServer(ModelServer):
+    """A replica of the only model, serving HTTP itself: tokens cross no Ray hop of ours."""
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app({self._service.name: self._service}, self._config)
 
 
 class RemoteService:
@@ -128,10 +132,15 @@ def _deployment_name(model_name: str) -> str:
 def build_app(args: ServeConfig | dict[str, Any]) -> Application:
     """The app builder `import_path` points at; `args` is the ServeConfig, as a dict in YAML."""
     config = args if isinstance(args, ServeConfig) else ServeConfig.model_validate(args)
+    if len(config.models) == 1:
+        only = config.models[0]
+        return (
+            serve.deployment(IngressModelServer)
+            .options(**deployment_options(only))
+            .bind(config, only.name)
+        )
     bound = {
         m.name: serve.deployment(ModelServer).options(**deployment_options(m)).bind(config, m.name)
         for m in config.models
     }
-    if len(bound) == 1:
-        return next(iter(bound.values()))
     return serve.deployment(Router).options(name="router", num_replicas=1).bind(config, bound)

@@ -11,6 +11,7 @@ from typing import Any
 from rayvllm.engine.base import ChoiceDelta, Engine, EngineOutput, SamplingOptions
 from rayvllm.errors import BadRequestError, RayVLLMError, error_body
 from rayvllm.server import formatting as fmt
+from rayvllm.server.legacy_prompt import legacy_prompt_ids
 from rayvllm.server.generation import Generation, new_request_id, resolve_max_tokens
 from rayvllm.server.protocol import (
     ChatCompletionRequest,
@@ -129,7 +130,7 @@ class ModelServing:
     # -- the blueprint's /vllm ----------------------------------------------------------------
 
     async def legacy(self, req: LegacyVLLMRequest, arrival: float) -> Reply:
-        ids = self.engine.tokenize(req.prompt)
+        ids = legacy_prompt_ids(self.engine, req.prompt)
         opts = SamplingOptions(
             max_tokens=resolve_max_tokens(self.engine, len(ids), req.max_tokens,
                                           prompt_param="prompt"),
