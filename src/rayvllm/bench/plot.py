@@ -45,12 +45,15 @@ def write_png(report: BenchReport, directory: Path) -> Path:
         (ttft, "time to first token", "ms"),
         (tpot, "time per output token", "ms"),
     )
+    ticks = sorted({float(level.rate or level.concurrency or 0) for level in report.config.levels})
     for axis, title, unit in titles:
         axis.set_title(title)
         axis.set_xlabel(x_label)
         axis.set_ylabel(unit)
         if not open_loop:
             axis.set_xscale("log", base=2)
+        axis.set_xticks(ticks, [f"{t:g}" for t in ticks])  # the levels run, not powers of 2
+        axis.set_ylim(bottom=0)
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize="small")
     config = report.config
