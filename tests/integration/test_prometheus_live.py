@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,13 +70,27 @@ def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 @contextlib.contextmanager
 def rayvllm_server(engine: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    config = ServeConfig.from_yaml(REPO_ROOT / "examples" / "fake.yaml") if engine == "fake" \
+    config = (
+        ServeConfig.from_yaml(REPO_ROOT / "examples" / "fake.yaml")
+        if engine == "fake"
         else ServeConfig()
+    )
     config_file = tmp_path / "serve.yaml"
     config_file.write_text(config.to_yaml())
     port = free_port()
-    args = [sys.executable, "-m", "rayvllm.cli.main", "serve", "--config", str(config_file),
-            "--standalone", "--host", "127.0.0.1", "--port", str(port)]
+    args = [
+        sys.executable,
+        "-m",
+        "rayvllm.cli.main",
+        "serve",
+        "--config",
+        str(config_file),
+        "--standalone",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env_timeout = 60 if engine == "fake" else 600
     with process(args, tmp_path / "server.log") as proc:
         base = f"http://127.0.0.1:{port}"
@@ -103,8 +116,13 @@ def prometheus(target: str, rules: Path, tmp_path: Path) -> Iterator[str]:
                 "static_configs": [{"targets": [target], "labels": {"namespace": NAMESPACE}}],
                 # The same renames the rendered monitors apply: plain names must pass through.
                 "metric_relabel_configs": [
-                    {"source_labels": ["__name__"], "regex": regex, "target_label": "__name__",
-                     "replacement": replacement, "action": "replace"}
+                    {
+                        "source_labels": ["__name__"],
+                        "regex": regex,
+                        "target_label": "__name__",
+                        "replacement": replacement,
+                        "action": "replace",
+                    }
                     for regex, replacement in METRIC_RENAMES
                 ],
             }
@@ -112,8 +130,13 @@ def prometheus(target: str, rules: Path, tmp_path: Path) -> Iterator[str]:
     }
     config_file = tmp_path / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config))
-    args = [binary, f"--config.file={config_file}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"]
+    args = [
+        binary,
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=1h",
+    ]
     with process(args, tmp_path / "prometheus.log") as proc:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/-/ready", 60, proc, "prometheus")
@@ -121,30 +144,34 @@ def prometheus(target: str, rules: Path, tmp_path: Path) -> Iterator[str]:
 
 
 def drive(base: str, model: str, seconds: float) -> None:
-    """Traffic on every route, a stream, and client errors, for `seconds`."""
+    """Traffic on every route, a stream, and a client error, for `seconds`."""
+    chat = {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
+    calls = [
+        ("/v1/chat/completions", chat, 200),
+        ("/v1/completions", {"model": model, "prompt": "Once upon", "max_tokens": 8}, 200),
+        ("/vllm", {"prompt": "[INST] hi [/INST]", "max_tokens": 8}, 200),
+        ("/v1/chat/completions", {**chat, "stream": True}, 200),
+        ("/v1/chat/completions", {**chat, "model": "nope"}, 404),
+    ]
     deadline = time.monotonic() + seconds
     with httpx.Client(base_url=base, timeout=60) as http:
         while time.monotonic() < deadline:
-            chat = {"model": model, "max_tokens": 8,
-                    "messages": [{"role": "user", "content": "Say hi"}]}
-            assert http.post("/v1/chat/completions", json=chat).status_code == 200
-            assert http.post("/v1/completions", json={
-                "model": model, "prompt": "Once upon a time", "max_tokens": 8}).status_code == 200
-            assert http.post("/vllm", json={"prompt": "[INST] hi [/INST]", "max_tokens": 8}
-                             ).status_code == 200
-            with http.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as r:
-                assert r.status_code == 200
-                r.read()
-            assert http.post("/v1/chat/completions", json={**chat, "model": "nope"}
-                             ).status_code == 404
+            for path, body, status in calls:
+                with http.stream("POST", path, json=body) as reply:
+                    reply.read()
+                    assert reply.status_code == status, (path, reply.text)
 
 
 def panel_queries(model: str) -> list[tuple[str, str]]:
     out = []
     for panel in dashboard_json("rayvllm.json")["panels"]:
         for target in panel.get("targets", []):
-            expr = (target["expr"].replace("$__rate_interval", RATE_INTERVAL)
-                    .replace("$namespace", NAMESPACE).replace("$model", model))
+            expr = (
+                target["expr"]
+                .replace("$__rate_interval", RATE_INTERVAL)
+                .replace("$namespace", NAMESPACE)
+                .replace("$model", model)
+            )
             out.append((panel["title"], expr))
     return out
 
@@ -166,17 +193,19 @@ def run_dashboard_check(engine: str, tmp_path: Path) -> dict[str, list[str]]:
         target = base.removeprefix("http://")
         with prometheus(target, rules, tmp_path) as prom:
             wait_until(lambda: has_data(prom, f'up{{namespace="{NAMESPACE}"}} == 1'), 30)
-            load = threading.Thread(target=drive, args=(base, model, 6.0))
-            load.start()
-            load.join(120)
+            drive(base, model, seconds=6.0)
             time.sleep(3)  # two more scrapes after the last request
             missing: dict[str, list[str]] = {}
             for title, expr in panel_queries(model):
                 if not has_data(prom, expr):
                     missing.setdefault(title, []).append(expr)
             rule_health = httpx.get(f"{prom}/api/v1/rules", timeout=10).json()
-            bad = [r for g in rule_health["data"]["groups"] for r in g["rules"]
-                   if r.get("health") == "err"]
+            bad = [
+                r
+                for g in rule_health["data"]["groups"]
+                for r in g["rules"]
+                if r.get("health") == "err"
+            ]
             assert bad == [], bad
             assert sum(len(g["rules"]) for g in rule_health["data"]["groups"]) >= 8
     return missing
@@ -191,8 +220,12 @@ def wait_until(check: Any, timeout_s: float) -> None:
 
 
 VLLM_ROW = {
-    "Running and waiting requests", "KV-cache usage", "vLLM time to first token (p50, p99)",
-    "vLLM inter-token latency (p50, p99)", "vLLM tokens per second", "vLLM preemptions",
+    "Running and waiting requests",
+    "KV-cache usage",
+    "vLLM time to first token (p50, p99)",
+    "vLLM inter-token latency (p50, p99)",
+    "vLLM tokens per second",
+    "vLLM preemptions",
 }
 
 

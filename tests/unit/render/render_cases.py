@@ -21,7 +21,7 @@ GOLDEN = REPO_ROOT / "tests" / "golden"
 KUBERAY_CRD = REPO_ROOT.parent / "shared" / "kuberay" / "ray.io_rayservices.v1.7.0.yaml"
 K8S_VERSION = "1.33"  # EKS standard support, and a version kubernetes-validate ships
 
-# The golden renders, exactly as docs/deploy-eks.md runs them.
+# The golden renders: docs/deploy-eks.md runs the GPU one (with its own --image).
 GOLDEN_CASES: dict[str, tuple[str, RenderOptions]] = {
     "gpu": ("mistral-7b-gpu.yaml", RenderOptions(hf_token_secret="hf-token")),
     "cpu": ("cpu-embedded.yaml", RenderOptions()),
