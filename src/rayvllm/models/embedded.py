@@ -16,9 +16,12 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EMBEDDED_PREFIX = "embedded:"
 DEFAULT_EMBEDDED = "smollm2-135m-instruct"
@@ -198,10 +201,10 @@ def _publish(staging: Path, target: Path) -> None:
         os.replace(staging, target)
 
 
-def _console() -> Any:
+def _console() -> Console:
     from rich.console import Console
 
-    # Bound to today's stderr, so the progress keeps drawing while a loader's stderr is muted.
+    # Bound to the current stderr object, so progress still draws while a loader's is muted.
     return Console(file=sys.stderr)
 
 
