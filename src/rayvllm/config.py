@@ -15,7 +15,10 @@ EMBEDDED_SMOLLM2 = "embedded:smollm2-135m-instruct"
 # The embedded model's engine arguments on a laptop CPU: an explicit KV-cache size, because on
 # the CPU backend gpu_memory_utilization reserves that fraction of *system* memory (0.92 by
 # default, which fails on any machine doing something else); 512 MiB holds ~23k tokens here.
+# float32 because vLLM's CPU bf16 path (oneDNN falling back to torch linear) garbles this model's
+# answers, while transformers gives the same answer in bf16 and fp32.
 EMBEDDED_ENGINE_ARGS: dict[str, Any] = {
+    "dtype": "float32",
     "max_model_len": 2048,
     "kv_cache_memory_bytes": 512 * 1024 * 1024,
 }
@@ -166,6 +169,14 @@ class HTTPConfig(_Strict):
     )
     max_body_bytes: int = Field(
         2 * 1024 * 1024, gt=0, description="Largest request body accepted; larger gets a 413."
+    )
+    ingress: Literal["haproxy", "ray-proxy"] = Field(
+        "haproxy",
+        description=(
+            "`haproxy`: Ray Serve's HAProxy forwards each connection straight to a replica's "
+            "own HTTP server (direct ingress), so streamed tokens skip Ray's Python proxy. "
+            "`ray-proxy`: Ray Serve's default Python proxy."
+        ),
     )
 
 

@@ -33,6 +33,12 @@ class ModelServer:
     async def check_health(self) -> None:
         await self._service.engine.check_health()
 
+    def __del__(self) -> None:
+        # Ray Serve calls __del__ when it stops a replica (scale-down, redeploy, shutdown).
+        service = getattr(self, "_service", None)
+        if service is not None:
+            service.engine.close()
+
     async def ready(self) -> bool:
         return await self._service.ready()
 

@@ -36,4 +36,9 @@ def ray_env_vars(config: ServeConfig) -> dict[str, str]:
 
     Set on the Ray cluster, not on the driver alone: Serve's controller and replicas read them
     when they import."""
-    return {"RAY_USAGE_STATS_ENABLED": "0", "VLLM_NO_USAGE_STATS": "1"}
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "VLLM_NO_USAGE_STATS": "1"}
+    if config.http.ingress == "haproxy":
+        # Ray 2.60: HAProxy in place of the Python proxy, and each ingress replica serving HTTP
+        # itself on a port of 30000-31000 (direct ingress); HAProxy balances across them.
+        env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+    return env

@@ -107,5 +107,8 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def shutdown(self) -> None: ...
 
+    def close(self) -> None:
+        """Synchronous last-resort stop (object finalizers); stops engine subprocesses."""
+
     def num_unfinished_requests(self) -> int:
         return 0

@@ -37,12 +37,17 @@ class VLLMEngine(Engine):
 
     async def start(self) -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = {"disable_log_stats": False, **self._engine_args}
         args.setdefault("served_model_name", self.model_name)
         engine_args = AsyncEngineArgs(model=self._source, **args)
-        self._llm = AsyncLLM.from_engine_args(engine_args)
+        # vLLM picks defaults (max_num_seqs, max_num_batched_tokens) by usage context; ours is
+        # an OpenAI server's, so the same engine_args mean the same engine as `vllm serve`.
+        self._llm = AsyncLLM.from_engine_args(
+            engine_args, usage_context=UsageContext.OPENAI_API_SERVER
+        )
         self.max_model_len = int(self._llm.model_config.max_model_len)
         tokenizer = self._llm.get_tokenizer()
         self._tokenizer = await tokenizer if inspect.isawaitable(tokenizer) else tokenizer
@@ -150,9 +155,13 @@ class VLLMEngine(Engine):
             raise EngineDeadError(f"vLLM engine unhealthy: {exc}") from exc
 
     async def shutdown(self) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._ready = False
         if self._llm is not None:
-            self._llm.shutdown()
+            llm, self._llm = self._llm, None
+            llm.shutdown()  # stops the EngineCore process, which would otherwise outlive us
 
     def num_unfinished_requests(self) -> int:
         if self._llm is None:

@@ -115,14 +115,13 @@ async def test_models_health_ready_metrics(client: httpx.AsyncClient) -> None:
 
 
 async def test_ready_is_503_until_the_engine_has_started() -> None:
-    from conftest import MODEL, fake_config
-
+    from rayvllm.config import FakeEngineConfig, ServeConfig
     from rayvllm.server.app import create_app
     from rayvllm.server.services import LocalService
 
-    cfg = fake_config()
-    engine = FakeEngine(MODEL, cfg.fake)
-    app = create_app({MODEL: LocalService(engine, request_timeout_s=5)}, cfg)
+    cfg = ServeConfig(engine="fake", fake=FakeEngineConfig(ttft_ms=1, itl_ms=1))
+    engine = FakeEngine(cfg.models[0].name, cfg.fake)
+    app = create_app({engine.model_name: LocalService(engine, request_timeout_s=5)}, cfg)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.get("/health")).status_code == 200
         assert (await c.get("/ready")).status_code == 503
