@@ -114,13 +114,22 @@ class VLLMEngine(Engine):
         except (ValueError, TypeError) as exc:
             raise BadRequestError(str(exc)) from exc
         prompt = {"prompt_token_ids": request.prompt_token_ids}
+        llm = self._llm
+        if llm is None:  # shut down (replica stopping): a 503 to retry elsewhere, not a 500
+            raise EngineDeadError("vLLM engine stopped")
         try:
-            async for out in self._llm.generate(prompt, params, request.request_id):
+            async for out in llm.generate(prompt, params, request.request_id):
                 yield self._convert(out)
         except VLLMEngineDead as exc:
             raise EngineDeadError(str(exc) or "vLLM engine died") from exc
         except ValueError as exc:  # vLLM's request validation (VLLMValidationError is one)
             raise BadRequestError(str(exc)) from exc
+        except Exception as exc:
+            # A request caught between the EngineCore's death and the client noticing it can
+            # fail with another type (EngineGenerateError, a ZMQ error): still a dead engine.
+            if llm.errored:
+                raise EngineDeadError(f"vLLM engine died: {type(exc).__name__}") from exc
+            raise
 
     def _convert(self, out: Any) -> EngineOutput:
         choices = []
