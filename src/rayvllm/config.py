@@ -96,10 +96,15 @@ class DeploymentConfig(_Strict):
         None, description="Autoscaling bounds; when set, replaces num_replicas."
     )
     max_ongoing_requests: int = Field(
-        256, gt=0, description="Requests a replica runs at once before Ray queues more."
+        256, gt=0, description="Requests a replica runs at once; more wait in its queue."
     )
     max_queued_requests: int = Field(
-        -1, ge=-1, description="Requests queued per caller before a 503; -1 means unbounded."
+        -1,
+        ge=-1,
+        description=(
+            "Requests a replica holds waiting beyond max_ongoing_requests; past that it answers "
+            "at once with `limits.overload_status`. -1 means unbounded."
+        ),
     )
     ray_actor_options: RayActorOptions = Field(
         default_factory=RayActorOptions, description="Resources each replica reserves."
@@ -180,6 +185,66 @@ class HTTPConfig(_Strict):
     )
 
 
+class AuthConfig(_Strict):
+    """Bearer API keys. The keys never travel in the config: each replica reads them itself."""
+
+    enabled: bool = Field(
+        False, description="Require `Authorization: Bearer <key>` on all routes but open_routes."
+    )
+    keys_file: str | None = Field(
+        None,
+        description=(
+            "File with one key a line, read by each replica (mount a Secret there). Without it: "
+            "the file named by RAYVLLM_API_KEYS_FILE, else RAYVLLM_API_KEYS (comma-separated)."
+        ),
+    )
+    open_routes: list[str] = Field(
+        default_factory=lambda: ["/health", "/ready", "/metrics"],
+        description="Paths answered without a key.",
+    )
+
+
+class LimitsConfig(_Strict):
+    """Rate limits per API key, and the answer a full replica gives."""
+
+    requests_per_minute: int | None = Field(
+        None, gt=0, description="Requests per key per minute; unset means unlimited."
+    )
+    tokens_per_minute: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Prompt plus completion tokens per key per minute: max_tokens is reserved at "
+            "admission and corrected with the actual usage at the end. Unset means unlimited."
+        ),
+    )
+    store: Literal["ray", "memory"] = Field(
+        "ray",
+        description=(
+            "Where the counts live on Ray: `ray`, one named actor shared by every replica; "
+            "`memory`, each replica its own (a limit then holds per replica). Standalone "
+            "servers always count in memory."
+        ),
+    )
+    overload_status: Literal[503, 429] = Field(
+        503, description="Status of a request refused because a replica's queue is full."
+    )
+    overload_retry_after_s: float = Field(
+        1.0, ge=0, description="Retry-After sent with that refusal, in seconds."
+    )
+
+
+class LogConfig(_Strict):
+    """What the server writes about each request."""
+
+    log_prompts: bool = Field(
+        False, description="Log each request's prompt (at INFO), cut to max_logged_chars."
+    )
+    max_logged_chars: int = Field(
+        200, ge=0, description="Characters of a prompt kept when prompts are logged."
+    )
+
+
 class ServeConfig(_Strict):
     """Everything `rayvllm serve`, `rayvllm build` and `rayvllm render` need."""
 
@@ -196,6 +261,11 @@ class ServeConfig(_Strict):
         default_factory=FakeEngineConfig, description="Settings of the fake engine."
     )
     app_name: str = Field("rayvllm", min_length=1, description="Ray Serve application name.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys.")
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig, description="Rate limits and overload answers."
+    )
+    logging: LogConfig = Field(default_factory=LogConfig, description="Request logging.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> ServeConfig:
