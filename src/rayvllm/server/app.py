@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rayvllm
-from rayvllm.config import ServeConfig
+from rayvllm.config import DeploymentConfig, EngineKind, ServeConfig
 from rayvllm.errors import (
     BadRequestError,
     ModelNotFoundError,
@@ -26,9 +26,13 @@ from rayvllm.errors import (
     RequestError,
     error_body,
 )
-from rayvllm.server import metrics
-from rayvllm.server.serving import JSONReply, Reply
+from rayvllm.server import metrics, request_log
+from rayvllm.server.admission import admitted, when_done
+from rayvllm.server.auth import APIKeyMiddleware, caller_id, keyring_for
+from rayvllm.server.openapi_schemas import request_body
+from rayvllm.server.ratelimit import Authority, RateLimiter, open_ledger, reserved_tokens
 from rayvllm.server.services import REQUEST_MODELS, ModelService, Route
+from rayvllm.server.serving import JSONReply, Reply, StreamReply
 
 log = logging.getLogger("rayvllm.server")
 
@@ -106,14 +110,40 @@ def _error_response(exc: BaseException) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _deployment(config: ServeConfig, name: str) -> DeploymentConfig:
+    return next((m.deployment for m in config.models if m.name == name), DeploymentConfig())
+
+
+def _context_len(config: ServeConfig, name: str) -> int | None:
+    model = next((m for m in config.models if m.name == name), None)
+    if model is not None and model.max_model_len is not None:
+        return model.max_model_len
+    return config.fake.max_model_len if config.engine is EngineKind.fake else None
+
+
 def create_app(
     services: Mapping[str, ModelService],
     config: ServeConfig,
     *,
     lifespan: Callable[[FastAPI], Any] | None = None,
+    admission: bool = True,
+    limits_authority: Authority | None = None,
 ) -> FastAPI:
+    """`admission`: bound each model's in-flight and queued requests here (False where the
+    services are remote and bound themselves). `limits_authority`: where rate-limit buckets
+    live (default: this process's memory)."""
     default_model = config.models[0].name
+    if admission:
+        services = {
+            name: admitted(s, _deployment(config, name), config.limits)
+            for name, s in services.items()
+        }
+    limiter = RateLimiter(config.limits, limits_authority)
+    keyring = keyring_for(config.auth)
+    request_log.enable(config.logging)
     app = FastAPI(title="rayvllm", version=rayvllm.__version__, lifespan=lifespan)
+    if keyring is not None:
+        app.add_middleware(APIKeyMiddleware, keyring=keyring, open_routes=config.auth.open_routes)
 
     @app.exception_handler(RayVLLMError)
     async def _rayvllm_error(_: Request, exc: RayVLLMError) -> JSONResponse:
@@ -141,11 +171,19 @@ def create_app(
     async def handle(request: Request, route: Route) -> Response:
         arrival = time.monotonic()
         model_label, status = "", 500
+        caller = caller_id(request.state)
+        body: BaseModel | None = None
+        ledger = None
+        streaming = False
         try:
             raw = await read_body(request, config.http.max_body_bytes)
             body = parse_body(raw, REQUEST_MODELS[route])
             service = _service(getattr(body, "model", None))
             model_label = service.name
+            if limiter.active:
+                tokens = reserved_tokens(body, _context_len(config, service.name))
+                ledger = limiter.ledger(await limiter.admit(caller, tokens))
+            open_ledger(ledger)  # the generation records its real usage in it
             if getattr(body, "stream", False):
                 reply = await service.call(route, body, arrival)
             else:
@@ -157,26 +195,34 @@ def create_app(
             status = reply.status if isinstance(reply, JSONReply) else 200
             if isinstance(reply, JSONReply):
                 return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
+            if ledger is not None:
+                streaming = True
+                when_done(reply, lambda: ledger.close(200))
+            assert isinstance(reply, StreamReply)
             return StreamingResponse(reply.chunks, media_type=reply.media_type,
                                      headers=reply.headers)
         except Exception as exc:
             status = error_body(exc)[0]
             return _error_response(exc)
         finally:
+            if ledger is not None and not streaming:
+                ledger.close(status)
+            seconds = time.monotonic() - arrival
             metrics.REQUESTS.labels(route.value, model_label, str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(route.value, model_label).observe(
-                time.monotonic() - arrival
-            )
+            metrics.REQUEST_SECONDS.labels(route.value, model_label).observe(seconds)
+            request_log.log_request(config.logging, route=route.value, model=model_label,
+                                    status=status, seconds=seconds, caller=caller, body=body)
 
-    @app.post(Route.chat.value)
+    @app.post(Route.chat.value, openapi_extra=request_body(REQUEST_MODELS[Route.chat]))
     async def chat_completions(request: Request) -> Response:
         return await handle(request, Route.chat)
 
-    @app.post(Route.completions.value)
+    @app.post(Route.completions.value,
+              openapi_extra=request_body(REQUEST_MODELS[Route.completions]))
     async def completions(request: Request) -> Response:
         return await handle(request, Route.completions)
 
-    @app.post(Route.legacy.value)
+    @app.post(Route.legacy.value, openapi_extra=request_body(REQUEST_MODELS[Route.legacy]))
     async def legacy_vllm(request: Request) -> Response:
         return await handle(request, Route.legacy)
 
