@@ -19,6 +19,7 @@ from rayvllm.engine.base import (
 )
 from rayvllm.errors import ContextLengthError, EngineUnavailableError, RequestTimeoutError
 from rayvllm.server import metrics
+from rayvllm.server.ratelimit import usage_recorder
 
 
 def new_request_id(prefix: str) -> str:
@@ -86,6 +87,7 @@ class Generation:
         metrics.INGRESS_SECONDS.labels(model).observe(time.monotonic() - self.arrival)
         metrics.IN_FLIGHT.labels(model).inc()
         stream = self.engine.generate(self.request)
+        record_usage = usage_recorder()  # for rate limits: charge what is really used
         first_token_at = 0.0
         finished = False
         try:
@@ -118,6 +120,7 @@ class Generation:
                 yield out
         finally:
             metrics.IN_FLIGHT.labels(model).dec()
+            record_usage(self.usage.prompt_tokens + self.usage.completion_tokens)
             if not finished:
                 # Client gone, timeout or error: make sure the engine stops working on it.
                 metrics.ENGINE_ABORTS.labels(model, "closed").inc()
