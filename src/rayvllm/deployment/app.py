@@ -1,6 +1,7 @@
 """The Ray Serve application: one deployment per model behind one ingress. The only module that
-imports ray. With a single model its deployment is the ingress itself, so tokens cross no extra
-Ray hop; with several, a router ingress forwards each request to its model's deployment."""
+imports ray, with shared_limits.py. With a single model its deployment is the ingress itself, so
+tokens cross no extra Ray hop; with several, a router ingress forwards each request to its model's
+deployment."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from typing import Any
 from pydantic import BaseModel
 from ray import serve
 from ray.serve import Application
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
-from rayvllm.config import ModelConfig, ServeConfig
+from rayvllm.config import LimitsConfig, ModelConfig, ServeConfig
+from rayvllm.deployment.shared_limits import buckets_actor, shared_authority, uses_shared_limits
 from rayvllm.engine.factory import make_engine
-from rayvllm.errors import RayVLLMError, error_body
+from rayvllm.errors import OverloadedError, RayVLLMError, error_body
+from rayvllm.server.admission import admitted, ray_request_bounds
 from rayvllm.server.app import create_app
-from rayvllm.server.serving import JSONReply, Reply, StreamReply
 from rayvllm.server.services import LocalService, ModelService, Route
+from rayvllm.server.serving import JSONReply, Reply, StreamReply
 
 
 class ModelServer:
@@ -29,6 +33,8 @@ class ModelServer:
         engine = make_engine(config, config.model(model_name))
         await engine.start()  # returns after a warm-up generation: the replica is ready
         self._service = LocalService(engine, request_timeout_s=config.http.request_timeout_s)
+        model = config.model(model_name)
+        self._admitted = admitted(self._service, model.deployment, config.limits)
 
     async def check_health(self) -> None:
         await self._service.engine.check_health()
@@ -45,7 +51,7 @@ class ModelServer:
     async def call_remote(self, route: Route, body: BaseModel) -> AsyncIterator[Any]:
         """For the router: a reply header tuple first, then the stream's chunks, if any."""
         try:
-            reply = await self._service.call(route, body, time.monotonic())
+            reply = await self._admitted.call(route, body, time.monotonic())
         except RayVLLMError as exc:
             status, err, headers = error_body(exc)
             yield ("json", status, err, headers)
@@ -63,7 +69,8 @@ class IngressModelServer(ModelServer):
     """A replica of the only model, serving HTTP itself: tokens cross no Ray hop of ours."""
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app({self._service.name: self._service}, self._config)
+        return create_app({self._service.name: self._service}, self._config,
+                          limits_authority=shared_authority(self._config))
 
 
 class RemoteService:
@@ -76,7 +83,13 @@ class RemoteService:
 
     async def call(self, route: Route, body: BaseModel, arrival: float) -> Reply:
         stream = self._handle.call_remote.remote(route, body)
-        head = await stream.__anext__()
+        try:
+            head = await stream.__anext__()
+        except BackPressureError as exc:  # Serve's last-resort bound: answer in OpenAI's shape
+            err = OverloadedError(f"The model '{self.name}' is overloaded. Retry shortly.",
+                                  retry_after_s=exc.retry_after_s)
+            err.status_code = exc.status_code
+            raise err from None
         if head[0] == "json":
             return JSONReply(body=head[2], status=head[1], headers=head[3])
         return StreamReply(chunks=_rest(stream), media_type=head[1], headers=head[2])
@@ -101,15 +114,22 @@ class Router:
         self._config = config
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self._services, self._config)
+        return create_app(self._services, self._config, admission=False,
+                          limits_authority=shared_authority(self._config))
 
 
-def deployment_options(model: ModelConfig) -> dict[str, Any]:
+def deployment_options(model: ModelConfig, limits: LimitsConfig | None = None) -> dict[str, Any]:
     d = model.deployment
+    limits = limits or LimitsConfig()
+    max_ongoing, max_queued = ray_request_bounds(d)
     options: dict[str, Any] = {
         "name": _deployment_name(model.name),
-        "max_ongoing_requests": d.max_ongoing_requests,
-        "max_queued_requests": d.max_queued_requests,
+        "max_ongoing_requests": max_ongoing,
+        "max_queued_requests": max_queued,
+        "backpressure_config": {
+            "status_code": limits.overload_status,
+            "retry_after_s": limits.overload_retry_after_s,
+        },
         "ray_actor_options": d.ray_actor_options.model_dump(exclude_none=True),
         "graceful_shutdown_timeout_s": d.graceful_shutdown_timeout_s,
         "graceful_shutdown_wait_loop_s": d.graceful_shutdown_wait_loop_s,
@@ -138,15 +158,19 @@ def _deployment_name(model_name: str) -> str:
 def build_app(args: ServeConfig | dict[str, Any]) -> Application:
     """The app builder `import_path` points at; `args` is the ServeConfig, as a dict in YAML."""
     config = args if isinstance(args, ServeConfig) else ServeConfig.model_validate(args)
+    if uses_shared_limits(config):
+        buckets_actor(config)  # created here, before any replica looks it up by name
     if len(config.models) == 1:
         only = config.models[0]
         return (
             serve.deployment(IngressModelServer)
-            .options(**deployment_options(only))
+            .options(**deployment_options(only, config.limits))
             .bind(config, only.name)
         )
     bound = {
-        m.name: serve.deployment(ModelServer).options(**deployment_options(m)).bind(config, m.name)
+        m.name: serve.deployment(ModelServer)
+        .options(**deployment_options(m, config.limits))
+        .bind(config, m.name)
         for m in config.models
     }
     return serve.deployment(Router).options(name="router", num_replicas=1).bind(config, bound)
