@@ -70,7 +70,13 @@ class IngressModelServer(ModelServer):
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app({self._service.name: self._service}, self._config,
-                          limits_authority=shared_authority(self._config))
+                          limits_authority=shared_authority(self._config),
+                          replica_id=_replica_id())
+
+
+def _replica_id() -> str:
+    """This replica's id as Serve's controller log names it."""
+    return serve.get_replica_context().replica_id.unique_id
 
 
 class RemoteService:
@@ -115,7 +121,8 @@ class Router:
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self._services, self._config, admission=False,
-                          limits_authority=shared_authority(self._config))
+                          limits_authority=shared_authority(self._config),
+                          replica_id=_replica_id())
 
 
 def deployment_options(model: ModelConfig, limits: LimitsConfig | None = None) -> dict[str, Any]:

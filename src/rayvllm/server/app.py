@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -14,7 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rayvllm
 from rayvllm.config import DeploymentConfig, EngineKind, ServeConfig
@@ -35,6 +39,8 @@ from rayvllm.server.services import REQUEST_MODELS, ModelService, Route
 from rayvllm.server.serving import JSONReply, Reply, StreamReply
 
 log = logging.getLogger("rayvllm.server")
+
+REPLICA_HEADER = "x-rayvllm-replica"
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "body"}
@@ -110,6 +116,27 @@ def _error_response(exc: BaseException) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class ReplicaHeaderMiddleware:
+    """Names the replica that served each response, so load tests and operators can see how
+    requests spread. Plain ASGI: it touches the response start only, never the streamed body."""
+
+    def __init__(self, app: ASGIApp, replica_id: str) -> None:
+        self.app = app
+        self.replica_id = replica_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append(REPLICA_HEADER, self.replica_id)
+            await send(message)
+
+        await self.app(scope, receive, send_named)
+
+
 def _deployment(config: ServeConfig, name: str) -> DeploymentConfig:
     return next((m.deployment for m in config.models if m.name == name), DeploymentConfig())
 
@@ -128,10 +155,12 @@ def create_app(
     lifespan: Callable[[FastAPI], Any] | None = None,
     admission: bool = True,
     limits_authority: Authority | None = None,
+    replica_id: str | None = None,
 ) -> FastAPI:
     """`admission`: bound each model's in-flight and queued requests here (False where the
     services are remote and bound themselves). `limits_authority`: where rate-limit buckets
-    live (default: this process's memory)."""
+    live (default: this process's memory). `replica_id`: sent in the x-rayvllm-replica header
+    (default: hostname-pid)."""
     default_model = config.models[0].name
     if admission:
         services = {
@@ -142,6 +171,8 @@ def create_app(
     keyring = keyring_for(config.auth)
     request_log.enable(config.logging)
     app = FastAPI(title="rayvllm", version=rayvllm.__version__, lifespan=lifespan)
+    app.add_middleware(ReplicaHeaderMiddleware,
+                       replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}")
     if keyring is not None:
         app.add_middleware(APIKeyMiddleware, keyring=keyring, open_routes=config.auth.open_routes)
 
