@@ -288,6 +288,8 @@ class RateLimiter:
         self, reservation: Reservation, used_tokens: int, *, refund_request: bool = False
     ) -> None:
         """Move the reservation's charge to `used_tokens` (a refund or an extra charge)."""
+        if self.rates.tokens_per_minute is None:
+            used_tokens = reservation.charged_tokens  # tokens are not limited: nothing to move
         delta = reservation.charged_tokens - used_tokens
         requests = 1 if refund_request and reservation.charged_request else 0
         reservation.charged_tokens = used_tokens

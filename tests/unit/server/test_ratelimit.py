@@ -234,3 +234,19 @@ async def test_without_a_shared_store_each_replica_counts_alone() -> None:
     for r in replicas:
         with pytest.raises(StopAsyncIteration):
             await anext(r)
+
+
+async def test_a_requests_only_limit_settles_without_calling_the_authority() -> None:
+    credits = 0
+
+    class Counting(LocalAuthority):
+        def credit(self, *args: Any) -> None:
+            nonlocal credits
+            credits += 1
+            super().credit(*args)
+
+    limiter = RateLimiter(LimitsConfig(requests_per_minute=10), Counting())
+    reservation = await limiter.admit("k", 30)
+    assert reservation is not None
+    limiter.settle(reservation, 12)
+    assert credits == 0
