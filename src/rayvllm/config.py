@@ -4,7 +4,7 @@ builder and the Kubernetes renderer alike. YAML file < CLI flags; secrets come f
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +28,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class EngineKind(str, Enum):
+class EngineKind(StrEnum):
     vllm = "vllm"
     fake = "fake"
 

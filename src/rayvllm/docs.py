@@ -37,8 +37,12 @@ def _default(field: Any) -> str:
 
 
 def reference() -> str:
-    lines = ["# Config reference", "",
-             "Generated from `rayvllm.config.ServeConfig` by `make schema`; do not edit.", ""]
+    lines = [
+        "# Config reference",
+        "",
+        "Generated from `rayvllm.config.ServeConfig` by `make schema`; do not edit.",
+        "",
+    ]
     seen: set[type[BaseModel]] = set()
     queue: list[tuple[str, type[BaseModel]]] = [("", ServeConfig)]
     while queue:
@@ -46,12 +50,19 @@ def reference() -> str:
         if model in seen:
             continue
         seen.add(model)
-        lines += [f"## `{path or 'top level'}` ({model.__name__})", "",
-                  (model.__doc__ or "").strip(), "",
-                  "| field | type | default | description |", "|---|---|---|---|"]
+        lines += [
+            f"## `{path or 'top level'}` ({model.__name__})",
+            "",
+            (model.__doc__ or "").strip(),
+            "",
+            "| field | type | default | description |",
+            "|---|---|---|---|",
+        ]
         for name, field in model.model_fields.items():
-            lines.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | "
-                         f"{field.description or ''} |")
+            lines.append(
+                f"| `{name}` | {_type(field.annotation)} | {_default(field)} | "
+                f"{field.description or ''} |"
+            )
             for sub in _models_in(field.annotation):
                 queue.append((f"{path}.{name}".lstrip("."), sub))
         lines.append("")

@@ -15,13 +15,15 @@ import httpx
 
 
 @contextmanager
-def rayvllm_serve(args: list[str], *, port: int, log: Path, timeout_s: float = 600
-                  ) -> Iterator[str]:
+def rayvllm_serve(
+    args: list[str], *, port: int, log: Path, timeout_s: float = 600
+) -> Iterator[str]:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "rayvllm.cli.main", "serve", "--port", str(port), *args]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s
@@ -44,5 +46,8 @@ def rayvllm_serve(args: list[str], *, port: int, log: Path, timeout_s: float = 6
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"],
+            capture_output=True,
+            check=False,
+        )

@@ -15,8 +15,11 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2000}
 
 @pytest.fixture(scope="module")
 def server() -> object:
-    cfg = ServeConfig(engine="fake", fake=FakeEngineConfig(ttft_ms=5, itl_ms=5),
-                      http=HTTPConfig(request_timeout_s=1.5))
+    cfg = ServeConfig(
+        engine="fake",
+        fake=FakeEngineConfig(ttft_ms=5, itl_ms=5),
+        http=HTTPConfig(request_timeout_s=1.5),
+    )
     with live_fake_server(cfg) as live:
         yield live
 

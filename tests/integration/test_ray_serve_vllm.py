@@ -32,8 +32,10 @@ def test_openai_client_streams_a_chat_answer(url: str) -> None:
     model = client.models.list().data[0].id
     assert model == "smollm2-135m-instruct"
     stream = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "What is Ray Serve?"}],
-        max_tokens=24, stream=True,
+        model=model,
+        messages=[{"role": "user", "content": "What is Ray Serve?"}],
+        max_tokens=24,
+        stream=True,
     )
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     assert len(pieces) > 3 and "".join(pieces).strip()
@@ -43,20 +45,45 @@ def test_blueprint_payload_on_vllm_gets_readable_answers(url: str) -> None:
     system = "<<SYS>>\nKeep short answers of no more than 100 sentences.\n<</SYS>>\n\n"
     for question in ("What is generative AI?", "How do transformers work?"):
         prompt = "<s>[INST]" + system + question + "[/INST]"
-        r = httpx.post(f"{url}/vllm", timeout=120, json={
-            "prompt": prompt, "stream": False, "max_tokens": 48, "temperature": 0.01,
-            "top_p": 1, "top_k": 20, "stop": None})
+        r = httpx.post(
+            f"{url}/vllm",
+            timeout=120,
+            json={
+                "prompt": prompt,
+                "stream": False,
+                "max_tokens": 48,
+                "temperature": 0.01,
+                "top_p": 1,
+                "top_k": 20,
+                "stop": None,
+            },
+        )
         assert r.status_code == 200
-        answer = r.json()["text"][0][len(prompt):]
+        answer = r.json()["text"][0][len(prompt) :]
         assert sum(ch.isalpha() for ch in answer) > 20, answer
 
 
 def test_rayvllm_client_writes_results_for_the_20_prompts(url: str, tmp_path: Path) -> None:
     results, as_json = tmp_path / "results.txt", tmp_path / "results.json"
     subprocess.run(
-        [sys.executable, "-m", "rayvllm.cli.main", "client", "--url", url, "-o", str(results),
-         "--json", str(as_json), "--max-tokens", "24", "--concurrency", "8"],
-        check=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "rayvllm.cli.main",
+            "client",
+            "--url",
+            url,
+            "-o",
+            str(results),
+            "--json",
+            str(as_json),
+            "--max-tokens",
+            "24",
+            "--concurrency",
+            "8",
+        ],
+        check=True,
+        timeout=600,
     )
     text = results.read_text()
     assert text.count("Prompt:") == 20 and text.count("=" * 80) >= 20

@@ -46,8 +46,10 @@ def oai(http: httpx.AsyncClient) -> object:
 
 async def test_openai_client_chat_answers_with_real_usage(oai: object) -> None:
     resp = await oai.chat.completions.create(  # type: ignore[attr-defined]
-        model=MODEL, messages=[{"role": "user", "content": "What is the capital of France?"}],
-        max_tokens=16, temperature=0,
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=16,
+        temperature=0,
     )
     assert resp.choices[0].message.content.strip()
     assert resp.usage.completion_tokens == 16 or resp.choices[0].finish_reason == "stop"
@@ -56,8 +58,12 @@ async def test_openai_client_chat_answers_with_real_usage(oai: object) -> None:
 
 async def test_openai_client_streams_a_chat_answer(oai: object) -> None:
     stream = await oai.chat.completions.create(  # type: ignore[attr-defined]
-        model=MODEL, messages=[{"role": "user", "content": "Say hello."}], max_tokens=12,
-        stream=True, stream_options={"include_usage": True}, temperature=0,
+        model=MODEL,
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=12,
+        stream=True,
+        stream_options={"include_usage": True},
+        temperature=0,
     )
     text, usage = "", None
     async for chunk in stream:
@@ -70,8 +76,12 @@ async def test_openai_client_streams_a_chat_answer(oai: object) -> None:
 
 
 async def test_greedy_chat_is_reproducible_and_matches_the_stream(oai: object) -> None:
-    kwargs = {"model": MODEL, "messages": [{"role": "user", "content": "Count to five."}],
-              "max_tokens": 10, "temperature": 0}
+    kwargs = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Count to five."}],
+        "max_tokens": 10,
+        "temperature": 0,
+    }
     a = await oai.chat.completions.create(**kwargs)  # type: ignore[attr-defined]
     stream = await oai.chat.completions.create(stream=True, **kwargs)  # type: ignore[attr-defined]
     streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
@@ -79,11 +89,17 @@ async def test_greedy_chat_is_reproducible_and_matches_the_stream(oai: object) -
 
 
 async def test_json_schema_response_format_gives_valid_json(oai: object) -> None:
-    schema = {"type": "object", "properties": {"city": {"type": "string"}},
-              "required": ["city"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
     resp = await oai.chat.completions.create(  # type: ignore[attr-defined]
-        model=MODEL, messages=[{"role": "user", "content": "Name a city in France as JSON."}],
-        max_tokens=40, temperature=0,
+        model=MODEL,
+        messages=[{"role": "user", "content": "Name a city in France as JSON."}],
+        max_tokens=40,
+        temperature=0,
         response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
     )
     data = json.loads(resp.choices[0].message.content)
@@ -92,9 +108,18 @@ async def test_json_schema_response_format_gives_valid_json(oai: object) -> None
 
 async def test_legacy_vllm_endpoint_with_the_blueprint_payload(http: httpx.AsyncClient) -> None:
     prompt = "<s>[INST] What is machine learning? [/INST]"
-    r = await http.post("/vllm", json={"prompt": prompt, "stream": False, "max_tokens": 20,
-                                       "temperature": 0.01, "top_p": 1, "top_k": 20,
-                                       "stop": None})
+    r = await http.post(
+        "/vllm",
+        json={
+            "prompt": prompt,
+            "stream": False,
+            "max_tokens": 20,
+            "temperature": 0.01,
+            "top_p": 1,
+            "top_k": 20,
+            "stop": None,
+        },
+    )
     assert r.status_code == 200
     text = r.json()["text"][0]
     assert text.startswith(prompt) and len(text) > len(prompt) + 10
@@ -108,8 +133,10 @@ async def test_legacy_vllm_stream_is_ndjson(http: httpx.AsyncClient) -> None:
 
 
 async def test_completions_with_logprobs(http: httpx.AsyncClient) -> None:
-    r = await http.post("/v1/completions", json={"model": MODEL, "prompt": "The sky is",
-                                                 "max_tokens": 3, "logprobs": 2})
+    r = await http.post(
+        "/v1/completions",
+        json={"model": MODEL, "prompt": "The sky is", "max_tokens": 3, "logprobs": 2},
+    )
     lp = r.json()["choices"][0]["logprobs"]
     assert len(lp["tokens"]) == 3 and all(x <= 0 for x in lp["token_logprobs"])
 
@@ -117,8 +144,9 @@ async def test_completions_with_logprobs(http: httpx.AsyncClient) -> None:
 async def test_prompt_longer_than_the_context_is_400_naming_both_numbers(
     http: httpx.AsyncClient,
 ) -> None:
-    r = await http.post("/v1/completions", json={"model": MODEL, "prompt": "hello " * 3000,
-                                                 "max_tokens": 4})
+    r = await http.post(
+        "/v1/completions", json={"model": MODEL, "prompt": "hello " * 3000, "max_tokens": 4}
+    )
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == "context_length_exceeded" and "2048" in err["message"]

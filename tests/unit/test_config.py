@@ -34,13 +34,20 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
 
 def test_flags_override_the_file_and_map_blueprint_knobs() -> None:
     cfg = ServeConfig().with_overrides(
-        port=9000, source="/models/m", max_model_len=4096, gpu_memory_utilization=0.8,
-        max_num_seqs=64, max_num_batched_tokens=8192, host=None,
+        port=9000,
+        source="/models/m",
+        max_model_len=4096,
+        gpu_memory_utilization=0.8,
+        max_num_seqs=64,
+        max_num_batched_tokens=8192,
+        host=None,
     )
     assert cfg.http.port == 9000 and cfg.http.host == "127.0.0.1"
     assert cfg.models[0].source == "/models/m"
     assert cfg.models[0].engine_args == {
-        "max_model_len": 4096, "gpu_memory_utilization": 0.8, "max_num_seqs": 64,
+        "max_model_len": 4096,
+        "gpu_memory_utilization": 0.8,
+        "max_num_seqs": 64,
         "max_num_batched_tokens": 8192,
     }
 
@@ -52,8 +59,10 @@ def test_flags_override_the_file_and_map_blueprint_knobs() -> None:
         ({"models": [{"name": "a"}, {"name": "a"}]}, "repeated: a"),
         ({"http": {"port": 0}}, "port"),
         ({"models": [{"engine_args": {"model": "x"}}]}, "set `source`"),
-        ({"models": [{"deployment": {"autoscaling": {"min_replicas": 3, "max_replicas": 2}}}]},
-         "exceeds"),
+        (
+            {"models": [{"deployment": {"autoscaling": {"min_replicas": 3, "max_replicas": 2}}}]},
+            "exceeds",
+        ),
         ({"unknown_field": 1}, "unknown_field"),
         ({"engine": "tensorrt"}, "engine"),
     ],

@@ -17,18 +17,31 @@ from rayvllm.errors import (
     "exc, status, type_, code",
     [
         (BadRequestError("bad", param="temperature"), 400, "invalid_request_error", None),
-        (ContextLengthError("long", param="messages"), 400, "invalid_request_error",
-         "context_length_exceeded"),
-        (ModelNotFoundError("nope", param="model"), 404, "invalid_request_error",
-         "model_not_found"),
+        (
+            ContextLengthError("long", param="messages"),
+            400,
+            "invalid_request_error",
+            "context_length_exceeded",
+        ),
+        (
+            ModelNotFoundError("nope", param="model"),
+            404,
+            "invalid_request_error",
+            "model_not_found",
+        ),
         (RequestTimeoutError("slow"), 408, "timeout_error", "request_timeout"),
-        (RateLimitError("later", retry_after_s=2.4), 429, "rate_limit_error",
-         "rate_limit_exceeded"),
+        (
+            RateLimitError("later", retry_after_s=2.4),
+            429,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+        ),
         (OverloadedError("full", retry_after_s=1), 503, "service_unavailable", "overloaded"),
     ],
 )
-def test_each_error_maps_to_openais_body(exc: Exception, status: int, type_: str,
-                                          code: str | None) -> None:
+def test_each_error_maps_to_openais_body(
+    exc: Exception, status: int, type_: str, code: str | None
+) -> None:
     got_status, body, _ = error_body(exc)
     assert got_status == status
     assert set(body["error"]) == {"message", "type", "param", "code"}

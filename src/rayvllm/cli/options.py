@@ -15,21 +15,24 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="ServeConfig YAML file.", exists=True, dir_okay=False),
 ]
 HostOpt = Annotated[str | None, typer.Option(help="Address to listen on (http.host).")]
-PortOpt = Annotated[int | None, typer.Option(min=1, max=65535, help="Port to listen on (http.port).")]
-EngineOpt = Annotated[
-    str | None, typer.Option("--engine", help="`vllm` or `fake` (engine).")
+PortOpt = Annotated[
+    int | None, typer.Option(min=1, max=65535, help="Port to listen on (http.port).")
 ]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="`vllm` or `fake` (engine).")]
 SourceOpt = Annotated[
     str | None,
-    typer.Option("--source", "--model-id",
-                 help="First model's weights: path, HF repo id or embedded:NAME (MODEL_ID)."),
+    typer.Option(
+        "--source",
+        "--model-id",
+        help="First model's weights: path, HF repo id or embedded:NAME (MODEL_ID).",
+    ),
 ]
-NameOpt = Annotated[
-    str | None, typer.Option("--model-name", help="First model's public name.")
-]
+NameOpt = Annotated[str | None, typer.Option("--model-name", help="First model's public name.")]
 GpuMemOpt = Annotated[
     float | None,
-    typer.Option("--gpu-memory-utilization", min=0.01, max=1.0, help="engine_args (GPU_MEMORY_UTILIZATION)."),
+    typer.Option(
+        "--gpu-memory-utilization", min=0.01, max=1.0, help="engine_args (GPU_MEMORY_UTILIZATION)."
+    ),
 ]
 MaxLenOpt = Annotated[
     int | None, typer.Option("--max-model-len", min=1, help="engine_args (MAX_MODEL_LEN).")
@@ -61,9 +64,15 @@ def load_config(
     try:
         base = ServeConfig.from_yaml(config) if config else ServeConfig()
         return base.with_overrides(
-            host=host, port=port, engine=engine, source=source, model_name=model_name,
-            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-            max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+            host=host,
+            port=port,
+            engine=engine,
+            source=source,
+            model_name=model_name,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
         )
     except (ValidationError, ValueError) as exc:
         where = f" in {config}" if config else ""

@@ -34,9 +34,16 @@ def serve(
 ) -> None:
     """Serve the configured models (the embedded model by default)."""
     cfg = o.load_config(
-        config, host=host, port=port, engine=engine, source=source, model_name=model_name,
-        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+        config,
+        host=host,
+        port=port,
+        engine=engine,
+        source=source,
+        model_name=model_name,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
     )
     from rayvllm.deployment.local import prepare_models, run_ray, run_standalone
 

@@ -43,8 +43,13 @@ def run_standalone(config: ServeConfig) -> None:
     }
     app = create_app(services, config, lifespan=engine_lifespan(engines))
     console.print(f"rayvllm (standalone) on http://{config.http.host}:{config.http.port}")
-    uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning",
-                timeout_graceful_shutdown=int(config.models[0].deployment.graceful_shutdown_timeout_s))
+    uvicorn.run(
+        app,
+        host=config.http.host,
+        port=config.http.port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(config.models[0].deployment.graceful_shutdown_timeout_s),
+    )
 
 
 def run_ray(config: ServeConfig, *, address: str | None) -> None:
@@ -56,8 +61,13 @@ def run_ray(config: ServeConfig, *, address: str | None) -> None:
     from rayvllm.deployment.app import build_app
 
     ray.init(address=address, namespace="rayvllm", log_to_driver=True)
-    serve.start(http_options={"host": config.http.host, "port": config.http.port,
-                              "request_timeout_s": config.http.request_timeout_s})
+    serve.start(
+        http_options={
+            "host": config.http.host,
+            "port": config.http.port,
+            "request_timeout_s": config.http.request_timeout_s,
+        }
+    )
     url = f"http://{config.http.host}:{config.http.port}"
     with console.status(f"Starting {', '.join(m.name for m in config.models)} ..."):
         started = time.monotonic()
@@ -71,5 +81,5 @@ def run_ray(config: ServeConfig, *, address: str | None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     console.print("stopping ...")
-    serve.shutdown()
+    serve.shutdown()  # type: ignore[no-untyped-call]
     ray.shutdown()

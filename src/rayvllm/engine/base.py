@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +94,7 @@ class Engine(abc.ABC):
         """Apply the model's chat template, ending with the assistant's turn."""
 
     @abc.abstractmethod
-    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineOutput]:
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineOutput, None]:
         """Stream outputs; closing the iterator early aborts the engine request."""
 
     @abc.abstractmethod
@@ -107,7 +107,7 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def shutdown(self) -> None: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: engines without subprocesses skip it)
         """Synchronous last-resort stop (object finalizers); stops engine subprocesses."""
 
     def num_unfinished_requests(self) -> int:

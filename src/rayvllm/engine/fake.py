@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from rayvllm.config import FakeEngineConfig
@@ -22,9 +22,33 @@ from rayvllm.engine.base import (
 )
 
 WORDS = (
-    "the quick brown fox jumps over a lazy dog while ray serves tokens from vllm "
-    "to every client that asks politely and waits for its answer"
-).split()
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "ray",
+    "serves",
+    "tokens",
+    "from",
+    "vllm",
+    "to",
+    "every",
+    "client",
+    "that",
+    "asks",
+    "politely",
+    "and",
+    "waits",
+    "for",
+    "its",
+    "answer",
+)
 VOCAB_SIZE = 50_000
 
 
@@ -81,7 +105,7 @@ class FakeEngine(Engine):
         turns = [f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages]
         return "".join(turns) + "<|im_start|>assistant\n"
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineOutput]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineOutput, None]:
         if self._dead:
             raise EngineDeadError("fake engine is dead")
         now = time.monotonic()

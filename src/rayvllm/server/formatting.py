@@ -58,8 +58,12 @@ def _completion_logprobs(items: list[TokenLogprob] | None, offset: int) -> dict[
 
 def chat_opening(head: ChunkHead, n: int) -> bytes:
     choices = [
-        {"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-         "finish_reason": None}
+        {
+            "index": i,
+            "delta": {"role": "assistant", "content": ""},
+            "logprobs": None,
+            "finish_reason": None,
+        }
         for i in range(n)
     ]
     return head.prefix + json.dumps(choices).encode() + b"}\n\n"

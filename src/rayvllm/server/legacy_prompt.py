@@ -24,7 +24,7 @@ def instruction_messages(prompt: str) -> list[dict[str, str]] | None:
     sys_match = _SYS.match(body)
     if sys_match:
         messages.append({"role": "system", "content": sys_match["system"]})
-        body = body[sys_match.end():]
+        body = body[sys_match.end() :]
     messages.append({"role": "user", "content": body.strip()})
     return messages
 

@@ -105,9 +105,8 @@ class CompletionRequest(_Sampling):
     @field_validator("prompt")
     @classmethod
     def _one_prompt(cls, v: str | list[int] | list[str]) -> str | list[int] | list[str]:
-        if isinstance(v, list) and v and isinstance(v[0], str):
-            if len(v) != 1:
-                raise ValueError("batched prompts are not supported; send one prompt a request")
+        if isinstance(v, list) and v and isinstance(v[0], str) and len(v) != 1:
+            raise ValueError("batched prompts are not supported; send one prompt a request")
         if isinstance(v, str) and not v:
             raise ValueError("prompt must not be empty")
         return v

@@ -3,7 +3,7 @@ Ray Serve deployment: `call` a route with a validated body and get a Reply back.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -14,7 +14,7 @@ from rayvllm.server.protocol import ChatCompletionRequest, CompletionRequest, Le
 from rayvllm.server.serving import ModelServing, Reply
 
 
-class Route(str, Enum):
+class Route(StrEnum):
     chat = "/v1/chat/completions"
     completions = "/v1/completions"
     legacy = "/vllm"

@@ -11,8 +11,8 @@ from typing import Any
 from rayvllm.engine.base import ChoiceDelta, Engine, EngineOutput, SamplingOptions
 from rayvllm.errors import BadRequestError, RayVLLMError, error_body
 from rayvllm.server import formatting as fmt
-from rayvllm.server.legacy_prompt import legacy_prompt_ids
 from rayvllm.server.generation import Generation, new_request_id, resolve_max_tokens
+from rayvllm.server.legacy_prompt import legacy_prompt_ids
 from rayvllm.server.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -64,7 +64,11 @@ class ModelServing:
         self, prefix: str, ids: list[int], opts: SamplingOptions, arrival: float
     ) -> Generation:
         return Generation(
-            self.engine, new_request_id(prefix), ids, opts, arrival=arrival,
+            self.engine,
+            new_request_id(prefix),
+            ids,
+            opts,
+            arrival=arrival,
             timeout_s=self.timeout_s,
         )
 
@@ -77,12 +81,21 @@ class ModelServing:
         schema, json_object = _structured(req.response_format)
         top = req.top_logprobs if req.top_logprobs is not None else 0
         opts = SamplingOptions(
-            max_tokens=resolve_max_tokens(self.engine, len(ids), req.token_limit,
-                                          prompt_param="messages"),
-            temperature=req.temperature, top_p=req.top_p, top_k=req.top_k, n=req.n,
-            stop=req.stop_list(), seed=req.seed, presence_penalty=req.presence_penalty,
-            frequency_penalty=req.frequency_penalty, logprobs=top if req.logprobs else None,
-            json_schema=schema, json_object=json_object, ignore_eos=req.ignore_eos,
+            max_tokens=resolve_max_tokens(
+                self.engine, len(ids), req.token_limit, prompt_param="messages"
+            ),
+            temperature=req.temperature,
+            top_p=req.top_p,
+            top_k=req.top_k,
+            n=req.n,
+            stop=req.stop_list(),
+            seed=req.seed,
+            presence_penalty=req.presence_penalty,
+            frequency_penalty=req.frequency_penalty,
+            logprobs=top if req.logprobs else None,
+            json_schema=schema,
+            json_object=json_object,
+            ignore_eos=req.ignore_eos,
             min_tokens=req.min_tokens,
         )
         gen = self._generation("chatcmpl", ids, opts, arrival)
@@ -104,12 +117,21 @@ class ModelServing:
             ids = [int(t) for t in req.prompt]
         schema, json_object = _structured(req.response_format)
         opts = SamplingOptions(
-            max_tokens=resolve_max_tokens(self.engine, len(ids), req.token_limit,
-                                          prompt_param="prompt"),
-            temperature=req.temperature, top_p=req.top_p, top_k=req.top_k, n=req.n,
-            stop=req.stop_list(), seed=req.seed, presence_penalty=req.presence_penalty,
-            frequency_penalty=req.frequency_penalty, logprobs=req.logprobs,
-            json_schema=schema, json_object=json_object, ignore_eos=req.ignore_eos,
+            max_tokens=resolve_max_tokens(
+                self.engine, len(ids), req.token_limit, prompt_param="prompt"
+            ),
+            temperature=req.temperature,
+            top_p=req.top_p,
+            top_k=req.top_k,
+            n=req.n,
+            stop=req.stop_list(),
+            seed=req.seed,
+            presence_penalty=req.presence_penalty,
+            frequency_penalty=req.frequency_penalty,
+            logprobs=req.logprobs,
+            json_schema=schema,
+            json_object=json_object,
+            ignore_eos=req.ignore_eos,
             min_tokens=req.min_tokens,
         )
         gen = self._generation("cmpl", ids, opts, arrival)
@@ -132,9 +154,13 @@ class ModelServing:
     async def legacy(self, req: LegacyVLLMRequest, arrival: float) -> Reply:
         ids = legacy_prompt_ids(self.engine, req.prompt)
         opts = SamplingOptions(
-            max_tokens=resolve_max_tokens(self.engine, len(ids), req.max_tokens,
-                                          prompt_param="prompt"),
-            temperature=req.temperature, top_p=req.top_p, top_k=req.top_k, stop=req.stop_list(),
+            max_tokens=resolve_max_tokens(
+                self.engine, len(ids), req.max_tokens, prompt_param="prompt"
+            ),
+            temperature=req.temperature,
+            top_p=req.top_p,
+            top_k=req.top_k,
+            stop=req.stop_list(),
         )
         gen = self._generation("vllm", ids, opts, arrival)
         if req.stream:
@@ -144,7 +170,6 @@ class ModelServing:
             {"text": [req.prompt + c.full_text() for c in choices]},
             headers={COMPLETION_TOKENS_HEADER: str(gen.usage.completion_tokens)},
         )
-
 
 
 async def _sse(

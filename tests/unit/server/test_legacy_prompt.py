@@ -17,9 +17,14 @@ def test_blueprint_turn_becomes_system_and_user_messages() -> None:
     assert instruction_messages("[INST] hi [/INST]") == [{"role": "user", "content": "hi"}]
 
 
-@pytest.mark.parametrize("prompt", [
-    "plain text", "[INST] a [/INST] answer [INST] b [/INST]", "[INST] unterminated",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "plain text",
+        "[INST] a [/INST] answer [INST] b [/INST]",
+        "[INST] unterminated",
+    ],
+)
 def test_anything_else_is_left_alone(prompt: str) -> None:
     assert instruction_messages(prompt) is None
 
@@ -28,7 +33,8 @@ def test_chatml_model_gets_its_own_template_and_plain_prompts_pass_through() -> 
     engine = FakeEngine("m", FakeEngineConfig())
     wrapped = legacy_prompt_ids(engine, "[INST] hi there [/INST]")
     assert wrapped == engine.tokenize(
-        engine.render_chat([{"role": "user", "content": "hi there"}]), add_special_tokens=False)
+        engine.render_chat([{"role": "user", "content": "hi there"}]), add_special_tokens=False
+    )
     assert legacy_prompt_ids(engine, "plain prompt") == engine.tokenize("plain prompt")
 
 

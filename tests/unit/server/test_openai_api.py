@@ -13,7 +13,7 @@ CHAT = {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content
 
 
 def sse_events(text: str) -> list[str]:
-    return [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in text.split("\n\n") if line.startswith("data: ")]
 
 
 async def test_chat_completion_has_openais_shape_and_real_usage(client: httpx.AsyncClient) -> None:
@@ -29,8 +29,10 @@ async def test_chat_completion_has_openais_shape_and_real_usage(client: httpx.As
 
 
 async def test_chat_stream_ends_with_done_and_reports_usage(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/chat/completions", json={
-        **CHAT, "max_tokens": 3, "stream": True, "stream_options": {"include_usage": True}})
+    r = await client.post(
+        "/v1/chat/completions",
+        json={**CHAT, "max_tokens": 3, "stream": True, "stream_options": {"include_usage": True}},
+    )
     assert r.headers["content-type"].startswith("text/event-stream")
     events = sse_events(r.text)
     assert events[-1] == "[DONE]"
@@ -52,16 +54,18 @@ async def test_n_choices_are_indexed_and_counted(client: httpx.AsyncClient) -> N
 async def test_stop_string_ends_the_choice(client: httpx.AsyncClient) -> None:
     first = (await client.post("/v1/completions", json={"prompt": "a", "max_tokens": 6})).json()
     words = first["choices"][0]["text"].split()
-    r = await client.post("/v1/completions",
-                          json={"prompt": "a", "max_tokens": 6, "stop": [words[2]]})
+    r = await client.post(
+        "/v1/completions", json={"prompt": "a", "max_tokens": 6, "stop": [words[2]]}
+    )
     choice = r.json()["choices"][0]
     assert choice["finish_reason"] == "stop"
     assert choice["text"].split() == words[:2]
 
 
 async def test_completion_logprobs_and_echo(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/completions", json={
-        "prompt": "hello", "max_tokens": 2, "logprobs": 2, "echo": True})
+    r = await client.post(
+        "/v1/completions", json={"prompt": "hello", "max_tokens": 2, "logprobs": 2, "echo": True}
+    )
     choice = r.json()["choices"][0]
     assert choice["text"].startswith("hello")
     assert len(choice["logprobs"]["tokens"]) == 2
@@ -69,8 +73,9 @@ async def test_completion_logprobs_and_echo(client: httpx.AsyncClient) -> None:
 
 
 async def test_chat_logprobs_in_chat_form(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/chat/completions", json={
-        **CHAT, "max_tokens": 2, "logprobs": True, "top_logprobs": 3})
+    r = await client.post(
+        "/v1/chat/completions", json={**CHAT, "max_tokens": 2, "logprobs": True, "top_logprobs": 3}
+    )
     content = r.json()["choices"][0]["logprobs"]["content"]
     assert len(content) == 2 and len(content[0]["top_logprobs"]) == 3
 
@@ -95,8 +100,9 @@ async def test_unknown_model_is_404_listing_served_models(client: httpx.AsyncCli
         ({"response_format": {"type": "json_schema"}}, "response_format"),
     ],
 )
-async def test_chat_bad_input_names_the_param(client: httpx.AsyncClient, patch: dict[str, object],
-                                             param: str) -> None:
+async def test_chat_bad_input_names_the_param(
+    client: httpx.AsyncClient, patch: dict[str, object], param: str
+) -> None:
     r = await client.post("/v1/chat/completions", json={**CHAT, **patch})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param
@@ -108,8 +114,10 @@ async def test_models_health_ready_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/ready")).json()["ready"] is True
     await client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 2})
     metrics = (await client.get("/metrics")).text
-    assert 'rayvllm_requests_total{model="smollm2-135m-instruct",route="/v1/chat/completions"' \
+    assert (
+        'rayvllm_requests_total{model="smollm2-135m-instruct",route="/v1/chat/completions"'
         in metrics
+    )
     assert "rayvllm_time_to_first_token_seconds_bucket" in metrics
     assert "rayvllm_queue_seconds_bucket" in metrics
 

@@ -32,8 +32,15 @@ async def test_streamed_reply_is_ndjson_deltas_that_add_up(client: httpx.AsyncCl
 
 
 async def test_blueprint_payload_is_accepted(client: httpx.AsyncClient) -> None:
-    payload = {"prompt": "<s>[INST] hi [/INST]", "stream": False, "max_tokens": 5,
-               "temperature": 0.01, "top_p": 1, "top_k": 20, "stop": None}
+    payload = {
+        "prompt": "<s>[INST] hi [/INST]",
+        "stream": False,
+        "max_tokens": 5,
+        "temperature": 0.01,
+        "top_p": 1,
+        "top_k": 20,
+        "stop": None,
+    }
     r = await client.post("/vllm", json=payload)
     assert r.status_code == 200 and r.json()["text"][0].startswith(payload["prompt"])
 
