@@ -1,0 +1,144 @@
+"""Helpers the reliability drills share: a server subprocess, Prometheus scraping, SSE reading
+and a process-tree lookup. Drills start real servers; nothing here is a fake."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+VLLM_GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def haproxy_ports_env() -> dict[str, str]:
+    """Free ports for the HAProxy that Ray Serve starts per node: its defaults (8404 stats,
+    9101 metrics) are fixed, so a second Ray on the machine, or a leaked HAProxy, collides."""
+    return {
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+    }
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of every sample of `name` (a counter's `_total` included) whose labels match."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name not in (name, name + "_total"):
+                continue
+            if all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def engine_backlog(url: str) -> float:
+    """vLLM's running + waiting requests, as the server's /metrics reports them."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(metric_sum(text, g) for g in VLLM_GAUGES)
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.1) -> float:
+    """Seconds until `predicate()` held; AssertionError after `timeout_s`."""
+    start = time.monotonic()
+    while True:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(every_s)
+
+
+@dataclass
+class StreamResult:
+    """What one streamed request showed its client."""
+
+    status: int = 0
+    chunks: int = 0
+    completion_tokens: int | None = None
+    errors: list[dict[str, object]] = field(default_factory=list)
+    done: bool = False
+
+
+def read_sse(lines: Iterator[str]) -> StreamResult:
+    """Fold an OpenAI SSE stream: counts chunks, keeps usage, error events and [DONE]."""
+    res = StreamResult(status=200)
+    for line in lines:
+        if not line.startswith("data: "):
+            continue
+        data = line[6:]
+        if data == "[DONE]":
+            res.done = True
+            break
+        event = json.loads(data)
+        if "error" in event:
+            res.errors.append(event["error"])
+        elif event.get("usage"):
+            res.completion_tokens = event["usage"]["completion_tokens"]
+        else:
+            res.chunks += 1
+    return res
+
+
+@contextmanager
+def serve_subprocess(
+    args: list[str], *, url: str, log: Path, timeout_s: float, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`rayvllm ARGS` in its own process group, ready when /ready says 200; SIGTERM at exit."""
+    full_env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    cmd = [sys.executable, "-m", "rayvllm.cli.main", *args]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"rayvllm exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout_s} s:\n{log.read_text()[-4000:]}")
+            time.sleep(1)
+        yield proc
+    finally:
+        stop_group(proc, grace_s=90)
+
+
+def stop_group(proc: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    """SIGTERM the process (it shuts its own children down), SIGKILL its group if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(grace_s)
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # leftovers of this drill's own group only
+    proc.wait()

@@ -1,0 +1,130 @@
+"""Clients that leave stop their work in the real vLLM CPU engine: a disconnect, mid-stream or
+before a whole reply, aborts the engine request within a second; 50 streams dropped at once
+leave vLLM's running and waiting gauges at 0 and do not disturb the requests that stay.
+
+One `rayvllm serve --standalone` subprocess (one engine start) serves the whole module."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from drills import engine_backlog, metric_sum, read_sse, serve_subprocess, wait_until
+from live import free_port
+
+pytest.importorskip("vllm")
+pytestmark = pytest.mark.vllm
+
+MODEL = "smollm2-135m-instruct"
+LONG = 1500  # tokens a leaving client asked for: it is always gone long before the end
+BYSTANDER_TOKENS = 24
+ABORT_BUDGET_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> object:
+    tmp = tmp_path_factory.mktemp("cancel-vllm")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serve_subprocess(
+        ["serve", "--standalone", "--port", str(port)],
+        url=url,
+        log=tmp / "serve.log",
+        timeout_s=900,
+    ):
+        yield url
+
+
+def aborts(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return metric_sum(text, "rayvllm_engine_aborts", reason="closed")
+
+
+def completion(stream: bool, max_tokens: int, prompt: str = "Tell me about Ray.") -> dict:
+    body = {
+        "model": MODEL,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "temperature": 0,
+        "stream": stream,
+    }
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def test_disconnect_mid_stream_aborts_the_engine_request_within_a_second(url: str) -> None:
+    before = aborts(url)
+    with httpx.stream(
+        "POST", f"{url}/v1/completions", json=completion(True, LONG), timeout=120
+    ) as r:
+        assert r.status_code == 200
+        for n, _ in enumerate(r.iter_lines()):
+            if n >= 4:
+                break
+    left = time.monotonic()
+    wait_until(lambda: aborts(url) == before + 1, timeout_s=10, every_s=0.05)
+    waited = wait_until(lambda: engine_backlog(url) == 0, timeout_s=10, every_s=0.05)
+    assert time.monotonic() - left < ABORT_BUDGET_S, f"engine idle {waited:.2f} s after leaving"
+
+
+def test_disconnect_before_a_whole_reply_aborts_the_engine_request(url: str) -> None:
+    before = aborts(url)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/completions", json=completion(False, LONG), timeout=3)
+    left = time.monotonic()
+    wait_until(
+        lambda: aborts(url) == before + 1 and engine_backlog(url) == 0, timeout_s=10, every_s=0.05
+    )
+    assert time.monotonic() - left < ABORT_BUDGET_S
+
+
+async def _leaver(client: httpx.AsyncClient, chunks: int) -> float:
+    """Stream, read `chunks` events, hang up; returns when it hung up."""
+    async with client.stream("POST", "/v1/completions", json=completion(True, LONG)) as r:
+        assert r.status_code == 200
+        seen = 0
+        async for line in r.aiter_lines():
+            if line.startswith("data: "):
+                seen += 1
+                if seen >= chunks:
+                    break
+    return time.monotonic()
+
+
+async def _stayer(client: httpx.AsyncClient, stream: bool) -> tuple[int, int | None, bool]:
+    """A client that waits for its whole answer: (status, completion tokens, clean end)."""
+    body = completion(stream, BYSTANDER_TOKENS, prompt="Explain what a replica is.")
+    if not stream:
+        r = await client.post("/v1/completions", json=body)
+        return r.status_code, r.json().get("usage", {}).get("completion_tokens"), True
+    async with client.stream("POST", "/v1/completions", json=body) as r:
+        lines = [line async for line in r.aiter_lines()]
+    res = read_sse(iter(lines))
+    return r.status_code, res.completion_tokens, res.done and not res.errors
+
+
+async def test_fifty_streams_dropped_at_once_leave_the_engine_idle_and_others_whole(
+    url: str,
+) -> None:
+    before = aborts(url)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        stayers = [asyncio.create_task(_stayer(client, stream=i % 2 == 0)) for i in range(4)]
+        leave_times = await asyncio.gather(*(_leaver(client, 2 + i % 3) for i in range(50)))
+        last_left = max(leave_times)
+        # Every engine request of the 50 is aborted within the budget of its client leaving.
+        await asyncio.to_thread(wait_until, lambda: aborts(url) >= before + 50, 30, 0.05)
+        all_aborted_after = time.monotonic() - last_left
+        results = await asyncio.gather(*stayers)
+    assert aborts(url) == before + 50
+    assert all_aborted_after < ABORT_BUDGET_S, f"last abort {all_aborted_after:.2f} s late"
+    assert results == [(200, BYSTANDER_TOKENS, True)] * 4
+    idle_in = wait_until(lambda: engine_backlog(url) == 0, timeout_s=10)
+    print(
+        f"50 leavers: all aborted {all_aborted_after:.2f} s after the last left; "
+        f"vLLM running+waiting at 0 {idle_in:.2f} s after the stayers finished"
+    )
