@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from ray import serve
@@ -19,16 +19,59 @@ from rayvllm.config import LimitsConfig, ModelConfig, ServeConfig
 from rayvllm.deployment.shared_limits import buckets_actor, shared_authority, uses_shared_limits
 from rayvllm.engine.factory import make_engine
 from rayvllm.errors import OverloadedError, RayVLLMError, error_body
+from rayvllm.server import metrics
 from rayvllm.server.admission import admitted, ray_request_bounds
 from rayvllm.server.app import create_app
 from rayvllm.server.services import LocalService, ModelService, Route
 from rayvllm.server.serving import JSONReply, Reply, StreamReply
 
 
+class _RayMetricSink:
+    """One rayvllm metric through Ray's per-node exporter: in a KubeRay cluster that exporter is
+    what Prometheus scrapes, while a replica's own /metrics is one replica behind a balancer."""
+
+    def __init__(self, spec: metrics.MetricSpec) -> None:
+        from ray.util import metrics as ray_metrics
+
+        self._kind = spec.kind
+        self._gauge: dict[tuple[str, ...], float] = {}
+        self._metric: Any
+        if spec.kind == "counter":
+            self._metric = ray_metrics.Counter(spec.name, spec.doc, spec.labelnames)
+        elif spec.kind == "gauge":
+            self._metric = ray_metrics.Gauge(spec.name, spec.doc, spec.labelnames)
+        else:
+            self._metric = ray_metrics.Histogram(
+                spec.name, spec.doc, list(spec.buckets), spec.labelnames
+            )
+
+    def record(self, op: str, value: float, labels: dict[str, str]) -> None:
+        if self._kind == "counter":
+            self._metric.inc(value, labels)
+        elif self._kind == "histogram":
+            self._metric.observe(value, labels)
+        else:
+            key = tuple(labels.values())
+            level = self._gauge.get(key, 0.0) + (value if op == "inc" else -value)
+            self._gauge[key] = level
+            self._metric.set(level, labels)
+
+
+_ray_sink_installed = False
+
+
+def _export_metrics_to_ray() -> None:
+    global _ray_sink_installed
+    if not _ray_sink_installed:
+        metrics.install_sink(_RayMetricSink)
+        _ray_sink_installed = True
+
+
 class ModelServer:
     """A replica of one model behind the router: its engine, called through its handle."""
 
-    async def __init__(self, config: ServeConfig, model_name: str) -> None:
+    async def __init__(self, config: ServeConfig, model_name: str) -> None:  # type: ignore[misc]
+        _export_metrics_to_ray()
         self._config = config
         engine = make_engine(config, config.model(model_name))
         await engine.start()  # returns after a warm-up generation: the replica is ready
@@ -69,9 +112,12 @@ class IngressModelServer(ModelServer):
     """A replica of the only model, serving HTTP itself: tokens cross no Ray hop of ours."""
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app({self._service.name: self._service}, self._config,
-                          limits_authority=shared_authority(self._config),
-                          replica_id=_replica_id())
+        return create_app(
+            {self._service.name: self._service},
+            self._config,
+            limits_authority=shared_authority(self._config),
+            replica_id=_replica_id(),
+        )
 
 
 def _replica_id() -> str:
@@ -82,18 +128,20 @@ def _replica_id() -> str:
 class RemoteService:
     """A model served by another deployment, reached through its handle."""
 
-    def __init__(self, name: str, handle: DeploymentHandle) -> None:
+    def __init__(self, name: str, handle: DeploymentHandle[Any]) -> None:
         self.name = name
         self._handle = handle.options(stream=True)
         self._ready_handle = handle
 
     async def call(self, route: Route, body: BaseModel, arrival: float) -> Reply:
-        stream = self._handle.call_remote.remote(route, body)
+        stream: Any = self._handle.call_remote.remote(route, body)
         try:
             head = await stream.__anext__()
         except BackPressureError as exc:  # Serve's last-resort bound: answer in OpenAI's shape
-            err = OverloadedError(f"The model '{self.name}' is overloaded. Retry shortly.",
-                                  retry_after_s=exc.retry_after_s)
+            err = OverloadedError(
+                f"The model '{self.name}' is overloaded. Retry shortly.",
+                retry_after_s=exc.retry_after_s,
+            )
             err.status_code = exc.status_code
             raise err from None
         if head[0] == "json":
@@ -113,16 +161,21 @@ async def _rest(stream: Any) -> AsyncIterator[bytes]:
 class Router:
     """The ingress when several models are served: routes each request by its `model`."""
 
-    def __init__(self, config: ServeConfig, handles: dict[str, DeploymentHandle]) -> None:
+    def __init__(self, config: ServeConfig, handles: dict[str, DeploymentHandle[Any]]) -> None:
+        _export_metrics_to_ray()
         self._services: dict[str, ModelService] = {
             name: RemoteService(name, handle) for name, handle in handles.items()
         }
         self._config = config
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self._services, self._config, admission=False,
-                          limits_authority=shared_authority(self._config),
-                          replica_id=_replica_id())
+        return create_app(
+            self._services,
+            self._config,
+            admission=False,
+            limits_authority=shared_authority(self._config),
+            replica_id=_replica_id(),
+        )
 
 
 def deployment_options(model: ModelConfig, limits: LimitsConfig | None = None) -> dict[str, Any]:
@@ -169,15 +222,18 @@ def build_app(args: ServeConfig | dict[str, Any]) -> Application:
         buckets_actor(config)  # created here, before any replica looks it up by name
     if len(config.models) == 1:
         only = config.models[0]
-        return (
-            serve.deployment(IngressModelServer)
-            .options(**deployment_options(only, config.limits))
-            .bind(config, only.name)
-        )
+        ingress = _deployment(IngressModelServer).options(**deployment_options(only, config.limits))
+        return cast(Application, ingress.bind(config, only.name))
     bound = {
-        m.name: serve.deployment(ModelServer)
+        m.name: _deployment(ModelServer)
         .options(**deployment_options(m, config.limits))
         .bind(config, m.name)
         for m in config.models
     }
-    return serve.deployment(Router).options(name="router", num_replicas=1).bind(config, bound)
+    router = _deployment(Router).options(name="router", num_replicas=1)
+    return cast(Application, router.bind(config, bound))
+
+
+def _deployment(cls: type) -> Any:
+    # serve.deployment's overloads type a bare class argument as the decorator-factory form.
+    return serve.deployment(cls)

@@ -4,7 +4,93 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
 from prometheus_client import Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    kind: str  # counter | gauge | histogram
+    name: str
+    doc: str
+    labelnames: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+
+
+class Sink(Protocol):
+    """Somewhere else the same observations go (on Ray: the node's metrics exporter)."""
+
+    def record(self, op: str, value: float, labels: dict[str, str]) -> None: ...
+
+
+class _Child:
+    __slots__ = ("_labels", "_prom", "_sinks")
+
+    def __init__(self, prom: Any, sinks: list[Sink], labels: dict[str, str]) -> None:
+        self._prom, self._sinks, self._labels = prom, sinks, labels
+
+    def _send(self, op: str, value: float) -> None:
+        for sink in self._sinks:
+            sink.record(op, value, self._labels)
+
+    def inc(self, amount: float = 1) -> None:
+        self._prom.inc(amount)
+        if self._sinks:
+            self._send("inc", amount)
+
+    def dec(self, amount: float = 1) -> None:
+        self._prom.dec(amount)
+        if self._sinks:
+            self._send("dec", amount)
+
+    def observe(self, value: float) -> None:
+        self._prom.observe(value)
+        if self._sinks:
+            self._send("observe", value)
+
+
+class Metric:
+    """A prometheus_client metric whose observations can also go to extra sinks."""
+
+    def __init__(self, spec: MetricSpec) -> None:
+        self.spec = spec
+        cls = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}[spec.kind]
+        extra: dict[str, Any] = {"buckets": spec.buckets} if spec.buckets else {}
+        self._prom = cls(spec.name, spec.doc, list(spec.labelnames), **extra)
+        self._sinks: list[Sink] = []
+        self._children: dict[tuple[str, ...], _Child] = {}
+
+    def labels(self, *values: str) -> _Child:
+        child = self._children.get(values)
+        if child is None:
+            labels = dict(zip(self.spec.labelnames, values, strict=True))
+            child = _Child(self._prom.labels(*values), self._sinks, labels)
+            self._children[values] = child
+        return child
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+
+ALL: list[Metric] = []
+
+
+def _metric(
+    kind: str, name: str, doc: str, labelnames: Sequence[str], buckets: Sequence[float] = ()
+) -> Metric:
+    metric = Metric(MetricSpec(kind, name, doc, tuple(labelnames), tuple(buckets)))
+    ALL.append(metric)
+    return metric
+
+
+def install_sink(factory: Callable[[MetricSpec], Sink]) -> None:
+    """Send every rayvllm metric to one more place as well (idempotent per process)."""
+    for metric in ALL:
+        metric.add_sink(factory(metric.spec))
+
 
 # Buckets from 1 ms to 10 min: wide enough for a CPU prefill and a long decode.
 LATENCY_BUCKETS = (
@@ -52,65 +138,75 @@ TOKEN_LATENCY_BUCKETS = (
     2.5,
 )
 
-REQUESTS = Counter(
+REQUESTS = _metric(
+    "counter",
     "rayvllm_requests",
     "HTTP requests answered, by route, model and status code.",
     ["route", "model", "status"],
 )
-IN_FLIGHT = Gauge(
+IN_FLIGHT = _metric(
+    "gauge",
     "rayvllm_requests_in_flight",
     "Requests admitted and not yet finished.",
     ["model"],
-    multiprocess_mode="livesum",
 )
-REQUEST_SECONDS = Histogram(
+REQUEST_SECONDS = _metric(
+    "histogram",
     "rayvllm_request_duration_seconds",
     "End-to-end request latency inside the server.",
     ["route", "model"],
     buckets=LATENCY_BUCKETS,
 )
-INGRESS_SECONDS = Histogram(
+INGRESS_SECONDS = _metric(
+    "histogram",
     "rayvllm_ingress_seconds",
     "From request arrival to hand-off to the engine (parsing, validation, routing, tokenization).",
     ["model"],
     buckets=LATENCY_BUCKETS,
 )
-QUEUE_SECONDS = Histogram(
+QUEUE_SECONDS = _metric(
+    "histogram",
     "rayvllm_queue_seconds",
     "Time a request waited in the engine's queue before its prefill.",
     ["model"],
     buckets=LATENCY_BUCKETS,
 )
-PREFILL_SECONDS = Histogram(
+PREFILL_SECONDS = _metric(
+    "histogram",
     "rayvllm_prefill_seconds",
     "From the engine scheduling a request to its first token.",
     ["model"],
     buckets=LATENCY_BUCKETS,
 )
-DECODE_SECONDS = Histogram(
+DECODE_SECONDS = _metric(
+    "histogram",
     "rayvllm_decode_seconds",
     "From the first token to the last.",
     ["model"],
     buckets=LATENCY_BUCKETS,
 )
-TTFT_SECONDS = Histogram(
+TTFT_SECONDS = _metric(
+    "histogram",
     "rayvllm_time_to_first_token_seconds",
     "From request arrival to the first generated token.",
     ["model"],
     buckets=LATENCY_BUCKETS,
 )
-TPOT_SECONDS = Histogram(
+TPOT_SECONDS = _metric(
+    "histogram",
     "rayvllm_time_per_output_token_seconds",
     "Mean gap between output tokens of one request.",
     ["model"],
     buckets=TOKEN_LATENCY_BUCKETS,
 )
-TOKENS = Counter(
+TOKENS = _metric(
+    "counter",
     "rayvllm_tokens",
     "Tokens processed, by model and kind (prompt or generation).",
     ["model", "kind"],
 )
-ENGINE_ABORTS = Counter(
+ENGINE_ABORTS = _metric(
+    "counter",
     "rayvllm_engine_aborts",
     "Engine requests aborted (client gone, timeout or error).",
     ["model", "reason"],
