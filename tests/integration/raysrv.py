@@ -14,11 +14,23 @@ from pathlib import Path
 import httpx
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def rayvllm_serve(
     args: list[str], *, port: int, log: Path, timeout_s: float = 600
 ) -> Iterator[str]:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    # HAProxy's metrics and stats listeners have fixed default ports; free ones let this run
+    # beside another local Ray Serve (a developer's own `rayvllm serve`, say).
+    env.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(_free_port()))
+    env.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(_free_port()))
     cmd = [sys.executable, "-m", "rayvllm.cli.main", "serve", "--port", str(port), *args]
     with log.open("w") as out:
         proc = subprocess.Popen(

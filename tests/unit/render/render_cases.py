@@ -18,7 +18,7 @@ from rayvllm.render import RenderOptions, render_manifests
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO_ROOT / "examples"
 GOLDEN = REPO_ROOT / "tests" / "golden"
-KUBERAY_CRD = REPO_ROOT.parent / "shared" / "kuberay" / "ray.io_rayservices.v1.7.0.yaml"
+KUBERAY_CRD = REPO_ROOT / "tests" / "data" / "kuberay" / "ray.io_rayservices.v1.7.0.yaml"
 K8S_VERSION = "1.33"  # EKS standard support, and a version kubernetes-validate ships
 
 # The golden renders: docs/deploy-eks.md runs the GPU one (with its own --image).
