@@ -7,7 +7,7 @@ import re
 import pytest
 from eks_stack import KARPENTER_TEMPLATES, REPO_ROOT, Stack, render_template
 
-SHARED_KUBERAY = REPO_ROOT.parent / "shared" / "kuberay"
+SHARED_KUBERAY = REPO_ROOT / "tests" / "data" / "kuberay"
 
 
 def test_nvidia_device_plugin_runs_on_every_gpu_pool_node(stack: Stack) -> None:
@@ -38,7 +38,7 @@ def test_kuberay_operator_is_1_7_0_from_the_kuberay_chart_repo(stack: Stack) -> 
     assert release["repository"].startswith("https://ray-project.github.io/kuberay-helm")
 
 
-@pytest.mark.skipif(not SHARED_KUBERAY.is_dir(), reason="shared/kuberay is not beside the repo")
+@pytest.mark.skipif(not SHARED_KUBERAY.is_dir(), reason="tests/data/kuberay is missing")
 def test_kuberay_operator_matches_the_rayservice_crd_we_validate_against(stack: Stack) -> None:
     crd_versions = {
         m.group(1)
