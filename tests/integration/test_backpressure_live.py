@@ -43,13 +43,13 @@ def short_timeout() -> Iterator[str]:
         yield url
 
 
-async def test_ten_over_the_bound_are_refused_within_100_ms(bounded: str) -> None:
+async def test_ten_over_the_bound_are_refused_at_once(bounded: str) -> None:
     async with httpx.AsyncClient(base_url=bounded, timeout=10) as c:
 
         async def post(stream: bool) -> tuple[int, float, str]:
             start = time.monotonic()
             r = await c.post(
-                "/v1/chat/completions", json={**CHAT, "max_tokens": 15, "stream": stream}
+                "/v1/chat/completions", json={**CHAT, "max_tokens": 25, "stream": stream}
             )
             return r.status_code, time.monotonic() - start, r.text
 
@@ -57,7 +57,9 @@ async def test_ten_over_the_bound_are_refused_within_100_ms(bounded: str) -> Non
         await asyncio.sleep(0.1)
         refused = await asyncio.gather(*(post(stream=False) for _ in range(10)))
         for status, seconds, text in refused:
-            assert status == 503 and seconds < 0.1, (status, seconds)
+            # Typically ~10 ms. The bound leaves room for a loaded 2-core machine and still proves
+            # no refusal waited for a slot: each admitted request runs for ~500 ms.
+            assert status == 503 and seconds < 0.25, (status, seconds)
             assert json.loads(text)["error"]["code"] == "overloaded"
         for status, _, text in await asyncio.gather(*admitted):
             assert status == 200 and text.endswith("data: [DONE]\n\n")
