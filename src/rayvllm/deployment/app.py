@@ -178,6 +178,12 @@ class Router:
         )
 
 
+# Ray starts its workers at nice 15, and a replica's vLLM EngineCore and worker processes inherit
+# that: on a busy node the engine then yields its cores to any normal process (a client, a
+# sidecar, another server). `vllm serve` runs at nice 0, and so do our engines.
+ENGINE_REPLICA_ENV = {"RAY_worker_niceness": "0"}
+
+
 def deployment_options(model: ModelConfig, limits: LimitsConfig | None = None) -> dict[str, Any]:
     d = model.deployment
     limits = limits or LimitsConfig()
@@ -190,7 +196,10 @@ def deployment_options(model: ModelConfig, limits: LimitsConfig | None = None) -
             "status_code": limits.overload_status,
             "retry_after_s": limits.overload_retry_after_s,
         },
-        "ray_actor_options": d.ray_actor_options.model_dump(exclude_none=True),
+        "ray_actor_options": {
+            **d.ray_actor_options.model_dump(exclude_none=True),
+            "runtime_env": {"env_vars": dict(ENGINE_REPLICA_ENV)},
+        },
         "graceful_shutdown_timeout_s": d.graceful_shutdown_timeout_s,
         "graceful_shutdown_wait_loop_s": d.graceful_shutdown_wait_loop_s,
         "health_check_period_s": d.health_check_period_s,

@@ -64,3 +64,17 @@ def test_deployment_options_come_from_the_config() -> None:
     assert opts["autoscaling_config"]["max_replicas"] == 4
     assert opts["ray_actor_options"]["num_gpus"] == 1
     assert "num_replicas" not in opts
+
+
+def test_engine_replicas_run_at_normal_priority_with_their_resources() -> None:
+    """Ray starts workers at nice 15; an engine replica (and the vLLM processes it spawns) must
+    not, or any busy process on the node takes its cores (`vllm serve` runs at nice 0)."""
+    from rayvllm.config import RayActorOptions, ServeConfig
+    from rayvllm.deployment.app import deployment_options
+
+    cfg = ServeConfig()
+    cfg.models[0].deployment.ray_actor_options = RayActorOptions(num_cpus=2, num_gpus=1)
+    actor = deployment_options(cfg.models[0], cfg.limits)["ray_actor_options"]
+    assert actor["runtime_env"]["env_vars"]["RAY_worker_niceness"] == "0"
+    assert actor["num_cpus"] == 2
+    assert actor["num_gpus"] == 1
