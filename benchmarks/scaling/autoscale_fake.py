@@ -29,7 +29,7 @@ import httpx
 import psutil
 import timeline as tl
 import yaml
-from load import ClosedLoop, Monitor, samples_as_rows
+from load import ClosedLoop, Monitor, Sample, samples_as_rows
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
@@ -142,14 +142,13 @@ def first(events: list[dict[str, Any]], kind: str, after: float) -> dict[str, An
 
 
 def analyse(
-    loop: ClosedLoop,
+    samples: list[Sample],
     t0: float,
     marks: list[dict[str, Any]],
-    monitor: Monitor,
+    cpu: list[dict[str, Any]],
     events: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    samples = loop.samples
-    rows = tl.per_second(samples, t0, marks, events, monitor.cpu)
+    rows = tl.per_second(samples, t0, marks, events, cpu)
     rel = lambda t: None if t is None else round(t - t0, 2)  # noqa: E731
     steps = []
     for mark, nxt in itertools.pairwise(marks):
@@ -243,7 +242,18 @@ def main() -> None:
     )
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/rayvllm-autoscale"))
+    parser.add_argument(
+        "--report-only", action="store_true", help="redo the report from --work-dir's raw data"
+    )
     args = parser.parse_args()
+    if not args.report_only:
+        run(args)
+    if report(args.work_dir):
+        sys.exit("some requests failed")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Serve, load, stop; the raw data goes to the work directory for `report`."""
     steps = [(int(c), float(s)) for c, s in (x.split(":") for x in args.steps.split(","))]
     date = dt.date.today().isoformat()
     args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -282,14 +292,29 @@ def main() -> None:
     finally:
         record["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         stop_server(proc)
-    events = tl.controller_events(session / "logs" / "serve")
-    record.update(analyse(loop, t0, marks, monitor, events))
+    raw = {
+        "name": name,
+        "record": record,
+        "t0": t0,
+        "marks": marks,
+        "cpu": monitor.cpu,
+        "events": tl.controller_events(session / "logs" / "serve"),
+    }
+    (args.work_dir / "raw.json").write_text(json.dumps(raw))
+    (args.work_dir / "samples.json").write_text(json.dumps(samples_as_rows(loop.samples)))
+
+
+def report(work_dir: Path) -> int:
+    """benchmarks/results/<name>.json and .png from a run's raw data; returns failed requests."""
+    raw = json.loads((work_dir / "raw.json").read_text())
+    samples = [Sample(**row) for row in json.loads((work_dir / "samples.json").read_text())]
+    record, t0, events = raw["record"], raw["t0"], raw["events"]
+    record.update(analyse(samples, t0, raw["marks"], raw["cpu"], events))
     record["controller_events"] = [{**e, "t_s": round(e["t"] - t0, 2)} for e in events]
     record["t0_epoch"] = t0
-
-    out = RESULTS / f"{name}.json"
+    out = RESULTS / f"{raw['name']}.json"
     write_record(out, record)
-    (args.work_dir / "samples.json").write_text(json.dumps(samples_as_rows(loop.samples)))
+    date = record["date"]
     up, down = record["scale_up"], record["scale_down"]
     tl.plot(
         record["timeline"],
@@ -311,8 +336,7 @@ def main() -> None:
         )
     )
     print(f"wrote {out} and {out.with_suffix('.png')}")
-    if record["requests"]["failed"]:
-        sys.exit(f"{record['requests']['failed']} requests failed")
+    return int(record["requests"]["failed"])
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ _EVENTS = {
 }
 
 
+TTFT_WINDOW_S = 5
+
+
 def controller_events(log_dir: Path) -> list[dict[str, Any]]:
     """Scaling decisions and replica state changes, stamped with the log's local wall time."""
     events = []
@@ -71,8 +74,10 @@ def per_second(
     cpu: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """One row a second since t0. Requests done and errors by the second they ended, output
-    tokens spread evenly from a request's first token to its end, TTFT by the second it was
-    sent; the replicas RUNNING (by the controller log) and the CPU cores at the second's end."""
+    tokens spread evenly from a request's first token to its end, TTFT percentiles of the
+    requests sent in the last TTFT_WINDOW_S seconds (closed-loop users send in bursts, so many
+    single seconds send nothing); the replicas RUNNING (by the controller log) and the CPU
+    cores at the second's end."""
     done: Counter[int] = Counter()
     errors: dict[int, Counter[str]] = defaultdict(Counter)
     tokens: dict[int, float] = defaultdict(float)
@@ -107,6 +112,7 @@ def per_second(
             else:
                 running.discard(change["args"][0])
         cpu_now = cores.get(second, cpu_now)
+        recent = [x for s in range(second - TTFT_WINDOW_S + 1, second + 1) for x in ttft[s]]
         rows.append(
             {
                 "t_s": second,
@@ -117,8 +123,8 @@ def per_second(
                 "output_tokens_by_replica": {
                     k: round(v, 1) for k, v in sorted(tokens_by_replica[second].items())
                 },
-                "ttft_p50_ms": pct(ttft[second], 50),
-                "ttft_p99_ms": pct(ttft[second], 99),
+                "ttft_p50_ms": pct(recent, 50),
+                "ttft_p99_ms": pct(recent, 99),
                 "replicas_running": sorted(running),
                 "cpu_cores": {
                     _replica_name(k, pids): round(v, 2)
@@ -218,7 +224,7 @@ def plot(
     ax.plot(t, [r["ttft_p99_ms"] for r in rows], label="p99 TTFT", color="C3")
     ax.plot(t, [r["ttft_p50_ms"] for r in rows], label="p50 TTFT", color="C1", lw=0.8)
     ax.set_yscale("log")
-    ax.set_ylabel("TTFT ms (by send second)")
+    ax.set_ylabel(f"TTFT ms (sent in last {TTFT_WINDOW_S} s)")
     ax.legend(loc="upper left", fontsize=8)
     ax = axes[3]
     groups = sorted({_group(k) for r in rows for k in r["cpu_cores"]})
@@ -242,16 +248,8 @@ def plot(
         if x is None:
             continue
         for a in axes:
-            a.axvline(x, color=color, ls="--", lw=0.9)
-        axes[0].annotate(
-            name,
-            (x, axes[0].get_ylim()[1]),
-            rotation=90,
-            fontsize=7,
-            va="top",
-            ha="right",
-            color=color,
-        )
+            a.axvline(x, color=color, ls="--", lw=0.9, label=name if a is axes[1] else None)
+    axes[1].legend(loc="upper left", fontsize=7)
     axes[0].set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
