@@ -163,6 +163,7 @@ def analyse(
         running = first(events, "replica_running", up["t"])
         new_id = running["args"][0] if running else None
         starting = first(events, "replica_starting", up["t"])
+        reload = first(events, "haproxy_reloaded", running["t"]) if running else None
         tokens = [s.first_token for s in samples if s.replica == new_id and s.first_token]
         first_token = min(tokens) if tokens else None
         step = next(m for m, n in itertools.pairwise(marks) if m["t"] <= up["t"] < n["t"])
@@ -174,6 +175,7 @@ def analyse(
                 "new_replica": new_id,
                 "replica_running_s_log": rel(running["t"]) if running else None,
                 "replica_starting_s_log": rel(starting["t"]) if starting else None,
+                "haproxy_reloaded_s_log": rel(reload["t"]) if reload else None,
                 "first_token_from_new_replica_s": rel(first_token),
                 "decision_to_running_s": round(running["t"] - up["t"], 2) if running else None,
                 "decision_to_first_token_s": round(first_token - up["t"], 2)
@@ -194,6 +196,7 @@ def analyse(
     if down is not None:
         stopping = first(events, "replica_stopping", down["t"])
         stopped = first(events, "replica_stopped", down["t"])
+        reload = first(events, "haproxy_reloaded", down["t"])
         gone = stopping["args"][0] if stopping else None
         served = [s.end for s in samples if s.replica == gone]
         low = next((m for m in reversed(marks) if m["t"] <= down["t"]), None)
@@ -202,6 +205,7 @@ def analyse(
                 "decision_s": rel(down["t"]),
                 "replica_removed": gone,
                 "stopping_s": rel(stopping["t"]) if stopping else None,
+                "haproxy_reloaded_s": rel(reload["t"]) if reload else None,
                 "stopped_s": rel(stopped["t"]) if stopped else None,
                 "last_request_on_removed_replica_ended_s": rel(max(served)) if served else None,
                 "load_dropped_s": rel(low["t"]) if low else None,

@@ -14,7 +14,8 @@ import numpy as np
 from load import Sample
 
 _LINE = re.compile(
-    r"^(?:INFO|WARNING|ERROR|DEBUG) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) controller \d+ -- (.*)$"
+    r"^(?:INFO|WARNING|ERROR|DEBUG) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
+    r"(?:controller|proxy) \S+ -- (.*)$"
 )
 _EVENTS = {
     "upscale": re.compile(r"^Upscaling .* from (\d+) to (\d+) replicas"),
@@ -25,6 +26,8 @@ _EVENTS = {
     ),
     "replica_stopping": re.compile(r"^Stopping Replica\(id='([^']+)'"),
     "replica_stopped": re.compile(r"^Replica\(id='([^']+)'.* is stopped"),
+    # The proxy actor's log: HAProxy now routes by the new replica set.
+    "haproxy_reloaded": re.compile(r"^Successfully performed graceful HAProxy reload"),
 }
 
 
@@ -32,9 +35,10 @@ TTFT_WINDOW_S = 5
 
 
 def controller_events(log_dir: Path) -> list[dict[str, Any]]:
-    """Scaling decisions and replica state changes, stamped with the log's local wall time."""
+    """Scaling decisions, replica state changes and HAProxy reloads, from the controller's and
+    the proxy actor's logs, stamped with the logs' local wall time."""
     events = []
-    for path in sorted(log_dir.glob("controller_*.log")):
+    for path in sorted([*log_dir.glob("controller_*.log"), *log_dir.glob("proxy_*.log")]):
         for line in path.read_text(errors="replace").splitlines():
             m = _LINE.match(line)
             if m is None:
