@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from rayvllm.engine.base import (
@@ -79,8 +79,9 @@ class VLLMEngine(Engine):
                 messages, tokenize=False, add_generation_prompt=True
             )
         except Exception as exc:  # jinja errors, e.g. a template that rejects a role order
-            raise BadRequestError(f"The chat template rejected the messages: {exc}",
-                                  param="messages") from exc
+            raise BadRequestError(
+                f"The chat template rejected the messages: {exc}", param="messages"
+            ) from exc
         return str(rendered)
 
     def _sampling_params(self, opts: SamplingOptions) -> Any:
@@ -108,7 +109,7 @@ class VLLMEngine(Engine):
             output_kind=RequestOutputKind.DELTA,
         )
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineOutput]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineOutput, None]:
         from vllm.v1.engine.exceptions import EngineDeadError as VLLMEngineDead
 
         try:
@@ -139,7 +140,8 @@ class VLLMEngine(Engine):
             logprobs = None
             if c.logprobs:
                 logprobs = [
-                    _token_logprob(tok, step) for tok, step in zip(c.token_ids, c.logprobs, strict=False)
+                    _token_logprob(tok, step)
+                    for tok, step in zip(c.token_ids, c.logprobs, strict=False)
                 ]
             choices.append(
                 ChoiceDelta(
@@ -194,7 +196,9 @@ def _use_loadable_compile_cache() -> None:
 def _token_logprob(token_id: int, step: Any) -> TokenLogprob:
     chosen = step.get(token_id)
     ranked = sorted(step.items(), key=lambda kv: kv[1].rank or 0)
-    top = tuple((lp.decoded_token or "", float(lp.logprob)) for tid, lp in ranked if tid is not None)
+    top = tuple(
+        (lp.decoded_token or "", float(lp.logprob)) for tid, lp in ranked if tid is not None
+    )
     return TokenLogprob(
         token=(chosen.decoded_token or "") if chosen else "",
         logprob=float(chosen.logprob) if chosen else float("-inf"),
