@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import Counter, Gauge, Histogram
 from render_cases import of_kind
 
 from rayvllm.render.monitoring import DASHBOARDS, dashboard_json
@@ -21,13 +20,14 @@ METRIC = re.compile(r"\b(rayvllm_[a-z_]+|vllm:[a-z_]+)")
 
 def exported_rayvllm_series() -> set[str]:
     names = set()
-    for value in vars(metrics).values():
-        if isinstance(value, Counter):
-            names.add(f"{value._name}_total")
-        elif isinstance(value, Histogram):
-            names |= {f"{value._name}_{s}" for s in ("bucket", "sum", "count")}
-        elif isinstance(value, Gauge):
-            names.add(value._name)
+    for metric in metrics.ALL:
+        spec = metric.spec
+        if spec.kind == "counter":
+            names.add(f"{spec.name}_total")
+        elif spec.kind == "histogram":
+            names |= {f"{spec.name}_{s}" for s in ("bucket", "sum", "count")}
+        else:
+            names.add(spec.name)
     return names
 
 
