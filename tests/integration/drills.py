@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 VLLM_GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting")
@@ -28,12 +31,16 @@ def free_port() -> int:
 
 
 def haproxy_ports_env() -> dict[str, str]:
-    """Free ports for the HAProxy that Ray Serve starts per node: its defaults (8404 stats,
-    9101 metrics) are fixed, so a second Ray on the machine, or a leaked HAProxy, collides."""
-    return {
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
-    }
+    """Free ports for what Ray Serve's HAProxy ingress binds on each node. Its defaults (8404
+    stats, 9101 metrics, 8500/9500 fallback proxy) are fixed, so a second Ray on the machine,
+    a second node of the same machine, or a leaked HAProxy would collide."""
+    names = (
+        "RAY_SERVE_HAPROXY_STATS_PORT",
+        "RAY_SERVE_HAPROXY_METRICS_PORT",
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT",
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT",
+    )
+    return {name: str(free_port()) for name in names}
 
 
 def metric_sum(text: str, name: str, **labels: str) -> float:
@@ -134,11 +141,102 @@ def serve_subprocess(
 
 
 def stop_group(proc: subprocess.Popen[bytes], *, grace_s: float) -> None:
-    """SIGTERM the process (it shuts its own children down), SIGKILL its group if it hangs."""
+    """SIGTERM the process (it shuts its own children down), then SIGKILL whatever it started
+    that is still alive: its group, and descendants that left it (Ray's HAProxy does)."""
+    try:
+        started = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        started = []
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
             proc.wait(grace_s)
     with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # leftovers of this drill's own group only
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    for child in started:
+        with suppress(psutil.NoSuchProcess):
+            if child.is_running():  # same process: psutil compares creation times
+                child.kill()
+
+
+@dataclass
+class RayNode:
+    proc: subprocess.Popen[bytes]
+    gcs_address: str
+    log: Path
+
+
+@contextmanager
+def ray_node(
+    tmp: Path,
+    name: str,
+    *,
+    num_cpus: int,
+    env: dict[str, str],
+    head_address: str | None = None,
+    resources: str | None = None,
+    worker_ports: tuple[int, int] = (22000, 22499),  # below Linux's ephemeral ports
+    timeout_s: float = 120,
+) -> Iterator[RayNode]:
+    """`ray start --block`: a head, or a worker joining `head_address`, on this machine with
+    ports of its own; SIGTERM at exit stops that node's processes and nothing else's."""
+    ports = {
+        "--node-manager-port": free_port(),
+        "--object-manager-port": free_port(),
+        "--dashboard-agent-listen-port": free_port(),
+        "--dashboard-agent-grpc-port": free_port(),
+        "--runtime-env-agent-port": free_port(),
+        "--metrics-export-port": free_port(),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "ray.scripts.scripts",
+        "start",
+        "--block",
+        f"--num-cpus={num_cpus}",
+        "--object-store-memory=200000000",
+        "--disable-usage-stats",
+        *(f"{k}={v}" for k, v in ports.items()),
+    ]
+    session_dir = tempfile.mkdtemp(prefix="rv-", dir="/tmp")
+    if head_address is None:
+        gcs = f"127.0.0.1:{free_port()}"
+        cmd += [
+            "--head",
+            f"--port={gcs.split(':')[1]}",
+            "--include-dashboard=false",
+            f"--ray-client-server-port={free_port()}",
+            # Ray's socket paths live under the temp dir and may not exceed 107 bytes: pytest's
+            # own tmp paths are too long, so the session gets a short one of its own.
+            f"--temp-dir={session_dir}",
+        ]
+    else:
+        gcs = head_address
+        cmd += [f"--address={gcs}"]
+    if resources:
+        cmd += [f"--resources={resources}"]
+    cmd += [
+        "--node-ip-address=127.0.0.1",
+        f"--min-worker-port={worker_ports[0]}",
+        f"--max-worker-port={worker_ports[1]}",
+    ]
+    log = tmp / f"ray-{name}.log"
+    full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
+    try:
+        wait_until(
+            lambda: "block forever" in log.read_text() or proc.poll() is not None,
+            timeout_s,
+            every_s=0.5,
+        )
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start {name} exited:\n{log.read_text()[-3000:]}")
+        yield RayNode(proc, gcs, log)
+    finally:
+        stop_group(proc, grace_s=60)
+        shutil.rmtree(session_dir, ignore_errors=True)

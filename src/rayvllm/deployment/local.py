@@ -80,6 +80,13 @@ def run_ray(config: ServeConfig, *, address: str | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    console.print("stopping ...")
+    console.print("stopping: in-flight requests may finish ...")
+    # serve.shutdown() alone stops the proxies (HAProxy) at once and cuts every open stream.
+    # Deleting the app first drains its replicas (up to graceful_shutdown_timeout_s) while the
+    # proxies still carry their streams; new requests meanwhile get a clean refusal.
+    try:
+        serve.delete(config.app_name)
+    except Exception:  # a broken Serve must not keep us from stopping Ray
+        log.exception("draining %s failed; shutting down anyway", config.app_name)
     serve.shutdown()  # type: ignore[no-untyped-call]
     ray.shutdown()

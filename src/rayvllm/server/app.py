@@ -49,7 +49,8 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "body"}
 def _param(loc: tuple[Any, ...]) -> str | None:
     """`('messages', 0, 'content')` -> `messages[0].content`, dropping pydantic's union tags."""
     parts = [
-        p for p in loc
+        p
+        for p in loc
         if not (isinstance(p, str) and (p in _TYPE_TAGS or any(c in p for c in "[-(")))
     ]
     out = ""
@@ -171,8 +172,9 @@ def create_app(
     keyring = keyring_for(config.auth)
     request_log.enable(config.logging)
     app = FastAPI(title="rayvllm", version=rayvllm.__version__, lifespan=lifespan)
-    app.add_middleware(ReplicaHeaderMiddleware,
-                       replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}")
+    app.add_middleware(
+        ReplicaHeaderMiddleware, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}"
+    )
     if keyring is not None:
         app.add_middleware(APIKeyMiddleware, keyring=keyring, open_routes=config.auth.open_routes)
 
@@ -230,8 +232,9 @@ def create_app(
                 streaming = True
                 when_done(reply, lambda: ledger.close(200))
             assert isinstance(reply, StreamReply)
-            return StreamingResponse(reply.chunks, media_type=reply.media_type,
-                                     headers=reply.headers)
+            return StreamingResponse(
+                reply.chunks, media_type=reply.media_type, headers=reply.headers
+            )
         except Exception as exc:
             status = error_body(exc)[0]
             return _error_response(exc)
@@ -241,15 +244,23 @@ def create_app(
             seconds = time.monotonic() - arrival
             metrics.REQUESTS.labels(route.value, model_label, str(status)).inc()
             metrics.REQUEST_SECONDS.labels(route.value, model_label).observe(seconds)
-            request_log.log_request(config.logging, route=route.value, model=model_label,
-                                    status=status, seconds=seconds, caller=caller, body=body)
+            request_log.log_request(
+                config.logging,
+                route=route.value,
+                model=model_label,
+                status=status,
+                seconds=seconds,
+                caller=caller,
+                body=body,
+            )
 
     @app.post(Route.chat.value, openapi_extra=request_body(REQUEST_MODELS[Route.chat]))
     async def chat_completions(request: Request) -> Response:
         return await handle(request, Route.chat)
 
-    @app.post(Route.completions.value,
-              openapi_extra=request_body(REQUEST_MODELS[Route.completions]))
+    @app.post(
+        Route.completions.value, openapi_extra=request_body(REQUEST_MODELS[Route.completions])
+    )
     async def completions(request: Request) -> Response:
         return await handle(request, Route.completions)
 

@@ -17,11 +17,14 @@ CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_to
 
 
 async def test_streams_errors_and_probes_name_the_replica(fake_engine: FakeEngine) -> None:
-    app = create_app({MODEL: LocalService(fake_engine, request_timeout_s=30)},
-                     ServeConfig(engine="fake", fake=FakeEngineConfig(ttft_ms=1, itl_ms=1)),
-                     replica_id="abc123")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://rayvllm") as client:
+    app = create_app(
+        {MODEL: LocalService(fake_engine, request_timeout_s=30)},
+        ServeConfig(engine="fake", fake=FakeEngineConfig(ttft_ms=1, itl_ms=1)),
+        replica_id="abc123",
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://rayvllm"
+    ) as client:
         replies = [
             await client.post("/v1/chat/completions", json={**CHAT, "stream": True}),
             await client.post("/v1/chat/completions", json={**CHAT, "model": "nope"}),
