@@ -60,7 +60,8 @@ def run_ray(config: ServeConfig, *, address: str | None) -> None:
 
     from rayvllm.deployment.app import build_app
 
-    ray.init(address=address, namespace="rayvllm", log_to_driver=True)
+    local = {} if address else {"include_dashboard": config.local_ray.dashboard}
+    ray.init(address=address, namespace="rayvllm", log_to_driver=True, **local)
     serve.start(
         http_options={
             "host": config.http.host,
