@@ -33,18 +33,7 @@ def build(
     """Write the Ray Serve config YAML for `serve deploy` or a RayService."""
     from rayvllm.deployment.serve_config import serve_config_document
 
-    cfg = o.load_config(
-        config,
-        host=host,
-        port=port,
-        engine=engine,
-        source=source,
-        model_name=model_name,
-        gpu_memory_utilization=gpu_memory_utilization,
-        max_model_len=max_model_len,
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens,
-    )
+    cfg = o.load_config(config, locals())
     text = yaml.safe_dump(serve_config_document(cfg), sort_keys=False)
     if output is None:
         typer.echo(text, nl=False)

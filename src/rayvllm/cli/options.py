@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,34 +46,29 @@ MaxBatchOpt = Annotated[
 ]
 
 
-def load_config(
-    config: Path | None,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    engine: str | None = None,
-    source: str | None = None,
-    model_name: str | None = None,
-    gpu_memory_utilization: float | None = None,
-    max_model_len: int | None = None,
-    max_num_seqs: int | None = None,
-    max_num_batched_tokens: int | None = None,
-) -> ServeConfig:
+# The override flags, by the keyword ServeConfig.with_overrides takes for each.
+OVERRIDES = (
+    "host",
+    "port",
+    "engine",
+    "source",
+    "model_name",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+)
+
+
+def load_config(config: Path | None, flags: dict[str, Any]) -> ServeConfig:
+    """The config file (or the defaults) with the override flags a command was given: pass the
+    command's `locals()`; names that are not override flags are ignored."""
     from pydantic import ValidationError
 
+    overrides = {name: flags.get(name) for name in OVERRIDES}
     try:
         base = ServeConfig.from_yaml(config) if config else ServeConfig()
-        return base.with_overrides(
-            host=host,
-            port=port,
-            engine=engine,
-            source=source,
-            model_name=model_name,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
-        )
+        return base.with_overrides(**overrides)
     except (ValidationError, ValueError) as exc:
         where = f" in {config}" if config else ""
         typer.secho(f"Invalid configuration{where}:\n{exc}", fg="red", err=True)

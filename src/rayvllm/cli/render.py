@@ -79,17 +79,7 @@ def render(
 
     from rayvllm.render import RenderOptions, write_manifests
 
-    cfg = o.load_config(
-        config,
-        port=port,
-        engine=engine,
-        source=source,
-        model_name=model_name,
-        gpu_memory_utilization=gpu_memory_utilization,
-        max_model_len=max_model_len,
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens,
-    )
+    cfg = o.load_config(config, locals())
     given = {
         "image": image,
         "namespace": namespace,

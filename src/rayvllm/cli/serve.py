@@ -33,18 +33,7 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the configured models (the embedded model by default)."""
-    cfg = o.load_config(
-        config,
-        host=host,
-        port=port,
-        engine=engine,
-        source=source,
-        model_name=model_name,
-        gpu_memory_utilization=gpu_memory_utilization,
-        max_model_len=max_model_len,
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens,
-    )
+    cfg = o.load_config(config, locals())
     from rayvllm.deployment.local import prepare_models, run_ray, run_standalone
 
     prepare_models(cfg)

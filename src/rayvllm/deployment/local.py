@@ -60,8 +60,13 @@ def run_ray(config: ServeConfig, *, address: str | None) -> None:
 
     from rayvllm.deployment.app import build_app
 
-    local = {} if address else {"include_dashboard": config.local_ray.dashboard}
-    ray.init(address=address, namespace="rayvllm", log_to_driver=True, **local)
+    ray.init(
+        address=address,
+        namespace="rayvllm",
+        log_to_driver=True,
+        # None (Ray's default) when joining: the cluster's head already decided.
+        include_dashboard=None if address else config.local_ray.dashboard,
+    )
     serve.start(
         http_options={
             "host": config.http.host,

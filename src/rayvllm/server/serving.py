@@ -72,17 +72,20 @@ class ModelServing:
             timeout_s=self.timeout_s,
         )
 
-    # -- chat ---------------------------------------------------------------------------------
-
-    async def chat(self, req: ChatCompletionRequest, arrival: float) -> Reply:
-        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-        prompt = self.engine.render_chat(messages)
-        ids = self.engine.tokenize(prompt, add_special_tokens=False)
+    def _options(
+        self,
+        req: ChatCompletionRequest | CompletionRequest,
+        prompt_tokens: int,
+        prompt_param: str,
+        *,
+        logprobs: int | None,
+    ) -> SamplingOptions:
+        """The engine's sampling options for a chat or completion request (the two differ only
+        in how logprobs are asked for and which field holds the prompt)."""
         schema, json_object = _structured(req.response_format)
-        top = req.top_logprobs if req.top_logprobs is not None else 0
-        opts = SamplingOptions(
+        return SamplingOptions(
             max_tokens=resolve_max_tokens(
-                self.engine, len(ids), req.token_limit, prompt_param="messages"
+                self.engine, prompt_tokens, req.token_limit, prompt_param=prompt_param
             ),
             temperature=req.temperature,
             top_p=req.top_p,
@@ -92,12 +95,21 @@ class ModelServing:
             seed=req.seed,
             presence_penalty=req.presence_penalty,
             frequency_penalty=req.frequency_penalty,
-            logprobs=top if req.logprobs else None,
+            logprobs=logprobs,
             json_schema=schema,
             json_object=json_object,
             ignore_eos=req.ignore_eos,
             min_tokens=req.min_tokens,
         )
+
+    # -- chat ---------------------------------------------------------------------------------
+
+    async def chat(self, req: ChatCompletionRequest, arrival: float) -> Reply:
+        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+        prompt = self.engine.render_chat(messages)
+        ids = self.engine.tokenize(prompt, add_special_tokens=False)
+        top = req.top_logprobs if req.top_logprobs is not None else 0
+        opts = self._options(req, len(ids), "messages", logprobs=top if req.logprobs else None)
         gen = self._generation("chatcmpl", ids, opts, arrival)
         head = fmt.ChunkHead(gen.request.request_id, "chat.completion.chunk", self.model)
         if req.stream:
@@ -115,25 +127,7 @@ class ModelServing:
             ids = self.engine.tokenize(prompt_text)
         else:
             ids = [int(t) for t in req.prompt]
-        schema, json_object = _structured(req.response_format)
-        opts = SamplingOptions(
-            max_tokens=resolve_max_tokens(
-                self.engine, len(ids), req.token_limit, prompt_param="prompt"
-            ),
-            temperature=req.temperature,
-            top_p=req.top_p,
-            top_k=req.top_k,
-            n=req.n,
-            stop=req.stop_list(),
-            seed=req.seed,
-            presence_penalty=req.presence_penalty,
-            frequency_penalty=req.frequency_penalty,
-            logprobs=req.logprobs,
-            json_schema=schema,
-            json_object=json_object,
-            ignore_eos=req.ignore_eos,
-            min_tokens=req.min_tokens,
-        )
+        opts = self._options(req, len(ids), "prompt", logprobs=req.logprobs)
         gen = self._generation("cmpl", ids, opts, arrival)
         head = fmt.ChunkHead(gen.request.request_id, "text_completion", self.model)
         echo = prompt_text if req.echo else ""

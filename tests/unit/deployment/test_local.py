@@ -44,4 +44,4 @@ def test_the_dashboard_is_a_config_choice(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_joining_a_cluster_leaves_its_dashboard_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     kwargs = init_kwargs(monkeypatch, ServeConfig(engine="fake"), "127.0.0.1:6379")
-    assert "include_dashboard" not in kwargs and kwargs["address"] == "127.0.0.1:6379"
+    assert kwargs["include_dashboard"] is None and kwargs["address"] == "127.0.0.1:6379"
