@@ -9,7 +9,7 @@ from typing import Any
 import ray
 
 from rayvllm.config import ServeConfig
-from rayvllm.server.ratelimit import Grant, Rates, TokenBuckets
+from rayvllm.server.ratelimit import Ask, Grant, Rates, TokenBuckets
 
 NAMESPACE = "rayvllm"
 
@@ -21,27 +21,8 @@ class RateLimitBuckets:
     def __init__(self) -> None:
         self._buckets = TokenBuckets()
 
-    def take(
-        self,
-        identity: str,
-        rates: Rates,
-        requests: int,
-        tokens: int,
-        extra_requests: int,
-        extra_tokens: int,
-        returned_requests: int,
-        returned_tokens: int,
-    ) -> Grant:
-        return self._buckets.take(
-            identity,
-            Rates(*rates),
-            requests,
-            tokens,
-            extra_requests,
-            extra_tokens,
-            returned_requests,
-            returned_tokens,
-        )
+    def take(self, ask: Ask) -> Grant:
+        return self._buckets.take(ask)
 
     def credit(self, identity: str, rates: Rates, requests: int, tokens: int) -> None:
         self._buckets.credit(identity, Rates(*rates), requests, tokens)
@@ -70,27 +51,8 @@ class RayAuthority:
     def __init__(self, actor: Any) -> None:
         self._actor = actor
 
-    async def take(
-        self,
-        identity: str,
-        rates: Rates,
-        requests: int,
-        tokens: int,
-        extra_requests: int,
-        extra_tokens: int,
-        returned_requests: int,
-        returned_tokens: int,
-    ) -> Grant:
-        grant = await self._actor.take.remote(
-            identity,
-            rates,
-            requests,
-            tokens,
-            extra_requests,
-            extra_tokens,
-            returned_requests,
-            returned_tokens,
-        )
+    async def take(self, ask: Ask) -> Grant:
+        grant = await self._actor.take.remote(ask)
         return Grant(*grant)
 
     def credit(self, identity: str, rates: Rates, requests: int, tokens: int) -> None:

@@ -40,6 +40,20 @@ class Grant(NamedTuple):
     exceeded: str = ""
 
 
+class Ask(NamedTuple):
+    """One call to the authority: charge `requests` and `tokens` to `identity`, lease up to
+    `extra_*` more if they are there, and first give back `returned_*` (an expired lease)."""
+
+    identity: str
+    rates: Rates
+    requests: int
+    tokens: int
+    extra_requests: int = 0
+    extra_tokens: int = 0
+    returned_requests: int = 0
+    returned_tokens: int = 0
+
+
 @dataclass(slots=True)
 class _Buckets:
     requests: float
@@ -68,17 +82,9 @@ class TokenBuckets:
         b.at = now
         return b
 
-    def take(
-        self,
-        identity: str,
-        rates: Rates,
-        requests: int,
-        tokens: int,
-        extra_requests: int = 0,
-        extra_tokens: int = 0,
-        returned_requests: int = 0,
-        returned_tokens: int = 0,
-    ) -> Grant:
+    def take(self, ask: Ask) -> Grant:
+        identity, rates, requests, tokens, extra_requests, extra_tokens, *returned = ask
+        returned_requests, returned_tokens = returned
         if returned_requests or returned_tokens:
             self.credit(identity, rates, returned_requests, returned_tokens)
         b = self._refilled(identity, rates)
@@ -113,17 +119,7 @@ class TokenBuckets:
 class Authority(Protocol):
     """Where the buckets live. `credit` is fire-and-forget: nothing waits on it."""
 
-    async def take(
-        self,
-        identity: str,
-        rates: Rates,
-        requests: int,
-        tokens: int,
-        extra_requests: int,
-        extra_tokens: int,
-        returned_requests: int,
-        returned_tokens: int,
-    ) -> Grant: ...
+    async def take(self, ask: Ask) -> Grant: ...
 
     def credit(self, identity: str, rates: Rates, requests: int, tokens: int) -> None: ...
 
@@ -134,27 +130,8 @@ class LocalAuthority:
     def __init__(self, buckets: TokenBuckets | None = None) -> None:
         self.buckets = buckets or TokenBuckets()
 
-    async def take(
-        self,
-        identity: str,
-        rates: Rates,
-        requests: int,
-        tokens: int,
-        extra_requests: int,
-        extra_tokens: int,
-        returned_requests: int,
-        returned_tokens: int,
-    ) -> Grant:
-        return self.buckets.take(
-            identity,
-            rates,
-            requests,
-            tokens,
-            extra_requests,
-            extra_tokens,
-            returned_requests,
-            returned_tokens,
-        )
+    async def take(self, ask: Ask) -> Grant:
+        return self.buckets.take(ask)
 
     def credit(self, identity: str, rates: Rates, requests: int, tokens: int) -> None:
         self.buckets.credit(identity, rates, requests, tokens)
@@ -262,14 +239,16 @@ class RateLimiter:
         stale = self._leases.pop(identity, None)
         rpm, tpm = self.rates
         grant = await self._authority.take(
-            identity,
-            self.rates,
-            1,
-            tokens,
-            (rpm or 0) // LEASE_DIVISOR,
-            (tpm or 0) // LEASE_DIVISOR,
-            stale.requests if stale else 0,
-            stale.tokens if stale else 0,
+            Ask(
+                identity,
+                self.rates,
+                1,
+                tokens,
+                extra_requests=(rpm or 0) // LEASE_DIVISOR,
+                extra_tokens=(tpm or 0) // LEASE_DIVISOR,
+                returned_requests=stale.requests if stale else 0,
+                returned_tokens=stale.tokens if stale else 0,
+            )
         )
         if grant.wait_s > 0:
             raise _refusal(grant, self.rates, tokens)

@@ -15,6 +15,7 @@ from rayvllm.engine.fake import FakeEngine
 from rayvllm.server.app import create_app
 from rayvllm.server.protocol import ChatCompletionRequest, CompletionRequest
 from rayvllm.server.ratelimit import (
+    Ask,
     LocalAuthority,
     RateLimiter,
     Rates,
@@ -75,16 +76,16 @@ def test_buckets_refuse_past_the_minute_allowance_and_refill_continuously() -> N
     clock = Clock()
     buckets = TokenBuckets(clock)
     rates = Rates(requests_per_minute=3, tokens_per_minute=None)
-    assert [buckets.take("k", rates, 1, 0).wait_s for _ in range(3)] == [0, 0, 0]
-    refused = buckets.take("k", rates, 1, 0)
+    assert [buckets.take(Ask("k", rates, 1, 0)).wait_s for _ in range(3)] == [0, 0, 0]
+    refused = buckets.take(Ask("k", rates, 1, 0))
     assert refused.exceeded == "requests" and refused.wait_s == pytest.approx(20)
     clock.now += 20
-    assert buckets.take("k", rates, 1, 0).wait_s == 0
-    assert buckets.take("other", rates, 1, 0).wait_s == 0  # keys do not share buckets
+    assert buckets.take(Ask("k", rates, 1, 0)).wait_s == 0
+    assert buckets.take(Ask("other", rates, 1, 0)).wait_s == 0  # keys do not share buckets
 
 
 def test_tokens_over_a_whole_minute_are_never_granted() -> None:
-    grant = TokenBuckets(Clock()).take("k", Rates(None, 100), 1, 101)
+    grant = TokenBuckets(Clock()).take(Ask("k", Rates(None, 100), 1, 101))
     assert math.isinf(grant.wait_s) and grant.exceeded == "tokens"
 
 
@@ -92,11 +93,11 @@ def test_credit_refunds_and_charges_extra() -> None:
     clock = Clock()
     buckets = TokenBuckets(clock)
     rates = Rates(None, 100)
-    assert buckets.take("k", rates, 1, 100).wait_s == 0
+    assert buckets.take(Ask("k", rates, 1, 100)).wait_s == 0
     buckets.credit("k", rates, 0, 60)  # used 40 of the 100 reserved
-    assert buckets.take("k", rates, 1, 60).wait_s == 0
+    assert buckets.take(Ask("k", rates, 1, 60)).wait_s == 0
     buckets.credit("k", rates, 0, -30)  # used 30 more than reserved: a debt
-    assert buckets.take("k", rates, 1, 1).wait_s == pytest.approx(31 * 60 / 100)
+    assert buckets.take(Ask("k", rates, 1, 1)).wait_s == pytest.approx(31 * 60 / 100)
 
 
 async def test_leases_serve_most_requests_without_asking_the_authority() -> None:
