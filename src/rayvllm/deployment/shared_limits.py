@@ -25,7 +25,7 @@ class RateLimitBuckets:
         return self._buckets.take(ask)
 
     def credit(self, identity: str, rates: Rates, requests: int, tokens: int) -> None:
-        self._buckets.credit(identity, Rates(*rates), requests, tokens)
+        self._buckets.credit(identity, rates, requests, tokens)
 
 
 def actor_name(config: ServeConfig) -> str:

@@ -83,12 +83,11 @@ class TokenBuckets:
         return b
 
     def take(self, ask: Ask) -> Grant:
-        identity, rates, requests, tokens, extra_requests, extra_tokens, *returned = ask
-        returned_requests, returned_tokens = returned
-        if returned_requests or returned_tokens:
-            self.credit(identity, rates, returned_requests, returned_tokens)
-        b = self._refilled(identity, rates)
-        rpm, tpm = rates
+        if ask.returned_requests or ask.returned_tokens:
+            self.credit(ask.identity, ask.rates, ask.returned_requests, ask.returned_tokens)
+        b = self._refilled(ask.identity, ask.rates)
+        rpm, tpm = ask.rates
+        requests, tokens = ask.requests, ask.tokens
         if tpm is not None and tokens > tpm:
             return Grant(math.inf, exceeded="tokens")
         waits = []
@@ -101,8 +100,8 @@ class TokenBuckets:
             return Grant(wait, exceeded=exceeded)
         b.requests -= requests if rpm is not None else 0
         b.tokens -= tokens if tpm is not None else 0
-        more_requests = min(extra_requests, int(b.requests)) if rpm is not None else 0
-        more_tokens = min(extra_tokens, int(b.tokens)) if tpm is not None else 0
+        more_requests = min(ask.extra_requests, int(b.requests)) if rpm is not None else 0
+        more_tokens = min(ask.extra_tokens, int(b.tokens)) if tpm is not None else 0
         b.requests -= max(more_requests, 0)
         b.tokens -= max(more_tokens, 0)
         return Grant(0.0, max(more_requests, 0), max(more_tokens, 0))
