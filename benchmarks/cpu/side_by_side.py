@@ -18,6 +18,8 @@ from typing import Any
 
 import harness as h
 
+from rayvllm.engine.vllm_plugin import CPU_ENV
+
 # Log lines that show the engine's resolved settings and thread binding, in both servers' logs.
 CONFIG_LINE = re.compile(
     "non-default args|Initializing a V1 LLM|OpenMP thread binding|core ids|reserved_cpus"
@@ -73,11 +75,9 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or h.RESULTS / f"cpu-side-by-side-{dt.date.today()}"
     h.require_no_ray()
-    # rayvllm's engine sets VLLM_USE_AOT_COMPILE=0 on CPU (a cache that loads); bare vLLM gets
-    # it too, so that the two engines differ in nothing but the server around them.
-    bare = h.Server(
-        "bare-vllm", h.bare_vllm_cmd(8100), out / "bare-vllm.log", env={"VLLM_USE_AOT_COMPILE": "0"}
-    )
+    # rayvllm's engine sets CPU_ENV on CPU (an AOT compile cache that loads); bare vLLM gets it
+    # too, so that the two engines differ in nothing but the server around them.
+    bare = h.Server("bare-vllm", h.bare_vllm_cmd(8100), out / "bare-vllm.log", env=CPU_ENV)
     ray = h.Server(
         "rayvllm", h.rayvllm_cmd("--port", "8000"), out / "rayvllm.log", env=h.RAYVLLM_ENV
     )

