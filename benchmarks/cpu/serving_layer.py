@@ -141,7 +141,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     suffix = "-pinned" if args.pin else ""
-    out = args.out or h.RESULTS / f"cpu-serving-layer-{dt.date.today()}{suffix}"
+    # Absolute: the bench subprocess runs from the repo root.
+    out = (args.out or h.RESULTS / f"cpu-serving-layer-{dt.date.today()}{suffix}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     h.require_no_ray()
     config = out / "fake-standalone.yaml"

@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--out", type=Path, help="folder (default: results/cpu-side-by-side-DATE)")
     args = parser.parse_args()
-    out = args.out or h.RESULTS / f"cpu-side-by-side-{dt.date.today()}"
+    # Absolute: the bench subprocess runs from the repo root.
+    out = (args.out or h.RESULTS / f"cpu-side-by-side-{dt.date.today()}").resolve()
     h.require_no_ray()
     # rayvllm's engine sets CPU_ENV on CPU (an AOT compile cache that loads); bare vLLM gets it
     # too, so that the two engines differ in nothing but the server around them.
