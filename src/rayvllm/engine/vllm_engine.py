@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from rayvllm.engine import vllm_plugin
 from rayvllm.engine.base import (
     ChoiceDelta,
     Engine,
@@ -189,8 +190,6 @@ def _use_loadable_compile_cache() -> None:
     load, so AOT compile is on (`vllm_plugin.CPU_ENV`).
     Set before the engine's processes start: they inherit it. A user's own setting wins."""
     from vllm.platforms import current_platform
-
-    from rayvllm.engine import vllm_plugin
 
     if current_platform.is_cpu():
         for key, value in vllm_plugin.CPU_ENV.items():
