@@ -114,8 +114,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="folder (default: results/cpu-cold-start-DATE)")
     args = parser.parse_args()
-    # Absolute: the bench subprocess runs from the repo root.
-    out = (args.out or h.RESULTS / f"cpu-cold-start-{dt.date.today()}").resolve()
+    out = h.results_dir(args.out, "cpu-cold-start")
     env = dict(item.split("=", 1) for item in args.env)
     runs = [one_run(args.target, i + 1, out, args.load, env) for i in range(args.runs)]
     h.write_json(

@@ -7,6 +7,7 @@ servers may run on the same machine."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib.metadata
 import json
 import os
@@ -25,6 +26,13 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
+
+
+def results_dir(given: Path | None, name: str, suffix: str = "") -> Path:
+    """`given`, or results/NAME-DATE[SUFFIX]; absolute: the bench subprocess runs from REPO."""
+    return (given or RESULTS / f"{name}-{dt.date.today()}{suffix}").resolve()
+
+
 CHECKPOINT = Path.home() / ".cache/rayvllm/models/smollm2-135m-instruct"
 MODEL_NAME = "smollm2-135m-instruct"
 # Exactly the engine arguments rayvllm gives the embedded model (config.EMBEDDED_ENGINE_ARGS).

@@ -12,7 +12,6 @@ records the CPU seconds each server's process tree and the client spent, which t
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import resource
 import subprocess
@@ -141,8 +140,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     suffix = "-pinned" if args.pin else ""
-    # Absolute: the bench subprocess runs from the repo root.
-    out = (args.out or h.RESULTS / f"cpu-serving-layer-{dt.date.today()}{suffix}").resolve()
+    out = h.results_dir(args.out, "cpu-serving-layer", suffix)
     out.mkdir(parents=True, exist_ok=True)
     h.require_no_ray()
     config = out / "fake-standalone.yaml"

@@ -8,7 +8,6 @@ measured interleaved level by level by `rayvllm bench --compare`.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import re
 import subprocess
@@ -73,8 +72,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--out", type=Path, help="folder (default: results/cpu-side-by-side-DATE)")
     args = parser.parse_args()
-    # Absolute: the bench subprocess runs from the repo root.
-    out = (args.out or h.RESULTS / f"cpu-side-by-side-{dt.date.today()}").resolve()
+    out = h.results_dir(args.out, "cpu-side-by-side")
     h.require_no_ray()
     # rayvllm's engine sets CPU_ENV on CPU (an AOT compile cache that loads); bare vLLM gets it
     # too, so that the two engines differ in nothing but the server around them.
