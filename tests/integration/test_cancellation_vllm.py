@@ -53,15 +53,14 @@ def wait_for_aborts(
     polls (answered at, aborts seen) for a failure message. One kept-alive connection."""
     timeline: list[tuple[float, float]] = []
     with httpx.Client() as client:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def all_seen() -> bool:
             seen = aborts(url, client)
-            answered = time.monotonic() - since
-            timeline.append((round(answered, 3), seen))
-            if seen >= target:
-                return answered, timeline
-            time.sleep(0.02)
-    raise AssertionError(f"{target} aborts not seen within {timeout_s} s: {timeline}")
+            timeline.append((round(time.monotonic() - since, 3), seen))
+            return seen >= target
+
+        wait_until(all_seen, timeout_s=timeout_s, every_s=0.02)
+    return timeline[-1][0], timeline
 
 
 def completion(stream: bool, max_tokens: int, prompt: str = "Tell me about Ray.") -> dict:
