@@ -3,6 +3,8 @@ and a process-tree lookup. Drills start real servers; nothing here is a fake."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -41,6 +43,19 @@ def haproxy_ports_env() -> dict[str, str]:
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT",
     )
     return {name: str(free_port()) for name in names}
+
+
+def haproxy_replicas_up(stats_port: int | str) -> set[str]:
+    """Serve replicas that Ray Serve's HAProxy has as servers and sees UP, from its stats CSV.
+    Replicas can answer before this: while HAProxy has no server yet, its backup server (Serve's
+    Python proxy) reaches them through handles, and a drill would then test the wrong path."""
+    text = httpx.get(f"http://127.0.0.1:{stats_port}/stats;csv", timeout=5).text
+    rows = csv.DictReader(io.StringIO(text.removeprefix("# ")))
+    return {
+        row["svname"]
+        for row in rows
+        if row["svname"].startswith("SERVE_REPLICA") and row["status"].startswith("UP")
+    }
 
 
 def metric_sum(text: str, name: str, **labels: str) -> float:
