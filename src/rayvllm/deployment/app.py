@@ -52,7 +52,10 @@ class _RayMetricSink:
             self._metric.observe(value, labels)
         else:
             key = tuple(labels.values())
-            level = self._gauge.get(key, 0.0) + (value if op == "inc" else -value)
+            if op == "set":
+                level = value
+            else:
+                level = self._gauge.get(key, 0.0) + (value if op == "inc" else -value)
             self._gauge[key] = level
             self._metric.set(level, labels)
 

@@ -99,7 +99,7 @@ class Generation:
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    metrics.ENGINE_ABORTS.labels(model, "timeout").inc()
+                    metrics.count_abort(model, "timeout")
                     raise RequestTimeoutError(
                         f"The request took longer than {self.timeout_s:g} s and was aborted."
                     ) from None
@@ -123,7 +123,7 @@ class Generation:
             record_usage(self.usage.prompt_tokens + self.usage.completion_tokens)
             if not finished:
                 # Client gone, timeout or error: make sure the engine stops working on it.
-                metrics.ENGINE_ABORTS.labels(model, "closed").inc()
+                metrics.count_abort(model, "closed")
                 await stream.aclose()
                 with contextlib.suppress(Exception):
                     await self.engine.abort(self.request.request_id)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,6 +51,11 @@ class _Child:
         self._prom.observe(value)
         if self._sinks:
             self._send("observe", value)
+
+    def set(self, value: float) -> None:
+        self._prom.set(value)
+        if self._sinks:
+            self._send("set", value)
 
 
 class Metric:
@@ -211,3 +217,16 @@ ENGINE_ABORTS = _metric(
     "Engine requests aborted (client gone, timeout or error).",
     ["model", "reason"],
 )
+ENGINE_LAST_ABORT = _metric(
+    "gauge",
+    "rayvllm_engine_last_abort_timestamp_seconds",
+    "Unix time at which the latest engine request was aborted, by model and reason: with the "
+    "time a client left, it tells how long the engine kept working for nobody.",
+    ["model", "reason"],
+)
+
+
+def count_abort(model: str, reason: str) -> None:
+    """One engine request aborted now: `reason` is `closed` (client gone) or `timeout`."""
+    ENGINE_ABORTS.labels(model, reason).inc()
+    ENGINE_LAST_ABORT.labels(model, reason).set(time.time())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import generate_latest
 
 from rayvllm.server import metrics
@@ -37,6 +39,11 @@ def test_observations_reach_both_prometheus_and_the_sink() -> None:
             ("observe", 0.25, {"model": "sink-model"})
         ]
         assert [c[0] for c in sinks["rayvllm_requests_in_flight"].calls] == ["inc", "dec"]
+        metrics.count_abort("sink-model", "closed")
+        assert [c[0] for c in sinks["rayvllm_engine_aborts"].calls] == ["inc"]
+        [(op, stamp, labels)] = sinks["rayvllm_engine_last_abort_timestamp_seconds"].calls
+        assert op == "set" and labels == {"model": "sink-model", "reason": "closed"}
+        assert abs(stamp - time.time()) < 5
         assert sinks["rayvllm_time_to_first_token_seconds"].spec.buckets == metrics.LATENCY_BUCKETS
         text = generate_latest().decode()
         assert 'rayvllm_requests_total{model="sink-model",route="/vllm",status="200"} 1.0' in text
