@@ -56,10 +56,11 @@ async def test_ten_over_the_bound_are_refused_at_once(bounded: str) -> None:
         admitted = [asyncio.ensure_future(post(stream=True)) for _ in range(2)]
         await asyncio.sleep(0.1)
         refused = await asyncio.gather(*(post(stream=False) for _ in range(10)))
+        print(f"10 refused over HTTP in {sorted(round(s, 3) for _, s, _ in refused)} s")
         for status, seconds, text in refused:
-            # Typically ~10 ms. The bound leaves room for a loaded 2-core machine and still proves
-            # no refusal waited for a slot: each admitted request runs for ~500 ms.
-            assert status == 503 and seconds < 0.25, (status, seconds)
+            # The bound. Measured ~20 ms over real HTTP (server and client share this
+            # process); each admitted request runs ~500 ms, so none of these waited for a slot.
+            assert status == 503 and seconds < 0.1, (status, seconds)
             assert json.loads(text)["error"]["code"] == "overloaded"
         for status, _, text in await asyncio.gather(*admitted):
             assert status == 200 and text.endswith("data: [DONE]\n\n")
