@@ -37,25 +37,23 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> object:
         yield url
 
 
-def _own_lines(text: str, name: str) -> str:
+def _for_closed(url: str, name: str, client: httpx.Client | None = None) -> float:
+    """`name{reason="closed"}` from the server's /metrics."""
+    get = client.get if client is not None else httpx.get
+    text = get(f"{url}/metrics", timeout=10).text
     # Only the metric's own lines: parsing all of vLLM's histograms on every poll costs the
     # test process (and the 2 cores it shares with the server) more than the thing measured.
-    return "\n".join(line for line in text.splitlines() if line.startswith(name))
+    own = "\n".join(line for line in text.splitlines() if line.startswith(name))
+    return metric_sum(own, name, reason="closed")
 
 
 def aborts(url: str, client: httpx.Client | None = None) -> float:
-    get = client.get if client is not None else httpx.get
-    text = get(f"{url}/metrics", timeout=10).text
-    return metric_sum(
-        _own_lines(text, "rayvllm_engine_aborts"), "rayvllm_engine_aborts", reason="closed"
-    )
+    return _for_closed(url, "rayvllm_engine_aborts", client)
 
 
 def last_abort_at(url: str) -> float:
     """The server's own Unix time of its latest abort for a client that left."""
-    name = "rayvllm_engine_last_abort_timestamp_seconds"
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return metric_sum(_own_lines(text, name), name, reason="closed")
+    return _for_closed(url, "rayvllm_engine_last_abort_timestamp_seconds")
 
 
 def wait_for_aborts(
@@ -158,12 +156,12 @@ async def test_fifty_streams_dropped_at_once_leave_the_engine_idle_and_others_wh
     all_aborted_after = last_abort_at(url) - last_left
     spread = max(leave_times) - min(leave_times)
     assert all_aborted_after < ABORT_BUDGET_S, (
-        f"last abort {all_aborted_after:.2f} s after the last client left; leavers left over "
+        f"last abort {all_aborted_after:.3f} s after the last client left; leavers left over "
         f"{spread:.2f} s; polls (s after the last left, aborts): {polls}"
     )
     assert results == [(200, BYSTANDER_TOKENS, True)] * 4
     idle_in = wait_until(lambda: engine_backlog(url) == 0, timeout_s=10)
     print(
-        f"50 leavers: all aborted {all_aborted_after:.2f} s after the last left; "
+        f"50 leavers: all aborted {all_aborted_after:.3f} s after the last left; "
         f"vLLM running+waiting at 0 {idle_in:.2f} s after the stayers finished"
     )
