@@ -25,6 +25,7 @@ from drills import (
     StreamResult,
     free_port,
     haproxy_ports_env,
+    haproxy_replicas_up,
     ray_node,
     read_sse,
     serve_subprocess,
@@ -88,19 +89,29 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def head(tmp: Path) -> Iterator[RayNode]:
-    with ray_node(tmp, "head", num_cpus=2, env={**RAY_ENV, **haproxy_ports_env()}) as node:
+def haproxy_ports() -> dict[str, str]:
+    return haproxy_ports_env()
+
+
+@pytest.fixture(scope="module")
+def head(tmp: Path, haproxy_ports: dict[str, str]) -> Iterator[RayNode]:
+    with ray_node(tmp, "head", num_cpus=2, env={**RAY_ENV, **haproxy_ports}) as node:
         yield node
 
 
 @pytest.fixture(scope="module")
-def server(tmp: Path, head: RayNode) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(
+    tmp: Path, head: RayNode, haproxy_ports: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     (tmp / "two.yaml").write_text(config(2).to_yaml())
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = ["serve", "--config", str(tmp / "two.yaml"), "--port", str(port)]
     args += ["--address", head.gcs_address]
     with serve_subprocess(args, url=url, log=tmp / "serve.log", timeout_s=240, env=RAY_ENV) as p:
+        # /ready answers once one replica is up: wait for both behind HAProxy.
+        stats_port = haproxy_ports["RAY_SERVE_HAPROXY_STATS_PORT"]
+        wait_until(lambda: len(haproxy_replicas_up(stats_port)) == 2, timeout_s=120)
         yield url, p
 
 

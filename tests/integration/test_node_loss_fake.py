@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import httpx
 import psutil
 import pytest
-from drills import RayNode, free_port, haproxy_ports_env, ray_node, serve_subprocess
+from drills import (
+    RayNode,
+    free_port,
+    haproxy_ports_env,
+    haproxy_replicas_up,
+    ray_node,
+    serve_subprocess,
+    wait_until,
+)
 
 from rayvllm.config import (
     DeploymentConfig,
@@ -56,8 +64,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Ray
         **haproxy_ports_env(),
         "RAY_SERVE_WORKER_PROXY_HTTP_PORT": str(free_port()),
     }
+    head_ports = haproxy_ports_env()
     with (
-        ray_node(tmp, "head", num_cpus=1, env={**RAY_ENV, **haproxy_ports_env()}) as head,
+        ray_node(tmp, "head", num_cpus=1, env={**RAY_ENV, **head_ports}) as head,
         ray_node(
             tmp,
             "worker",
@@ -73,6 +82,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Ray
         args = ["serve", "--config", str(tmp / "serve.yaml"), "--port", str(port)]
         args += ["--address", head.gcs_address]
         with serve_subprocess(args, url=url, log=tmp / "serve.log", timeout_s=240, env=RAY_ENV):
+            # /ready answers once one replica is up; the drill needs the worker's replica
+            # running and behind the head's HAProxy too (CI once found none on the worker).
+            stats_port = head_ports["RAY_SERVE_HAPROXY_STATS_PORT"]
+            wait_until(lambda: len(haproxy_replicas_up(stats_port)) == 2, timeout_s=120)
             yield url, head, worker
 
 
