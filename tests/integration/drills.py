@@ -58,6 +58,12 @@ def haproxy_replicas_up(stats_port: int | str) -> set[str]:
     }
 
 
+def wait_for_haproxy_replicas(stats_port: int | str, n: int, timeout_s: float = 120) -> None:
+    """Until HAProxy has `n` replicas UP. `/ready` is 200 as soon as one replica is up, so a
+    drill that needs every replica behind HAProxy waits for this."""
+    wait_until(lambda: len(haproxy_replicas_up(stats_port)) == n, timeout_s=timeout_s)
+
+
 def metric_sum(text: str, name: str, **labels: str) -> float:
     """Sum of every sample of `name` (a counter's `_total` included) whose labels match."""
     total = 0.0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from drills import haproxy_replicas_up, wait_until
+from drills import wait_for_haproxy_replicas
 from live import free_port
 
 pytest.importorskip("ray")
@@ -113,7 +113,7 @@ def wait_for_replicas(url: str, stats_port: int, n: int, timeout_s: float = 120)
     """/ready answers once one replica is up, and replicas answer through HAProxy's backup (the
     Serve proxy) before HAProxy has them as servers: a burst then met one replica alone. So wait
     until HAProxy has all `n` UP, then until each has answered /ready through it."""
-    wait_until(lambda: len(haproxy_replicas_up(stats_port)) == n, timeout_s=timeout_s)
+    wait_for_haproxy_replicas(stats_port, n, timeout_s)
     seen: set[str] = set()
     deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=url, timeout=5) as c:

@@ -25,10 +25,10 @@ from drills import (
     StreamResult,
     free_port,
     haproxy_ports_env,
-    haproxy_replicas_up,
     ray_node,
     read_sse,
     serve_subprocess,
+    wait_for_haproxy_replicas,
     wait_until,
 )
 
@@ -110,8 +110,7 @@ def server(
     args += ["--address", head.gcs_address]
     with serve_subprocess(args, url=url, log=tmp / "serve.log", timeout_s=240, env=RAY_ENV) as p:
         # /ready answers once one replica is up: wait for both behind HAProxy.
-        stats_port = haproxy_ports["RAY_SERVE_HAPROXY_STATS_PORT"]
-        wait_until(lambda: len(haproxy_replicas_up(stats_port)) == 2, timeout_s=120)
+        wait_for_haproxy_replicas(haproxy_ports["RAY_SERVE_HAPROXY_STATS_PORT"], 2)
         yield url, p
 
 

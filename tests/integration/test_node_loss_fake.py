@@ -19,10 +19,9 @@ from drills import (
     RayNode,
     free_port,
     haproxy_ports_env,
-    haproxy_replicas_up,
     ray_node,
     serve_subprocess,
-    wait_until,
+    wait_for_haproxy_replicas,
 )
 
 from rayvllm.config import (
@@ -84,8 +83,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Ray
         with serve_subprocess(args, url=url, log=tmp / "serve.log", timeout_s=240, env=RAY_ENV):
             # /ready answers once one replica is up; the drill needs the worker's replica
             # running and behind the head's HAProxy too (CI once found none on the worker).
-            stats_port = head_ports["RAY_SERVE_HAPROXY_STATS_PORT"]
-            wait_until(lambda: len(haproxy_replicas_up(stats_port)) == 2, timeout_s=120)
+            wait_for_haproxy_replicas(head_ports["RAY_SERVE_HAPROXY_STATS_PORT"], 2)
             yield url, head, worker
 
 

@@ -20,7 +20,7 @@ from rayvllm.deployment.shared_limits import buckets_actor, shared_authority, us
 from rayvllm.engine.factory import make_engine
 from rayvllm.errors import OverloadedError, RayVLLMError, error_body
 from rayvllm.server import metrics
-from rayvllm.server.admission import admitted, ray_request_bounds
+from rayvllm.server.admission import admitted, serve_max_ongoing
 from rayvllm.server.app import create_app
 from rayvllm.server.services import LocalService, ModelService, Route
 from rayvllm.server.serving import JSONReply, Reply, StreamReply
@@ -190,11 +190,12 @@ ENGINE_REPLICA_ENV = {"RAY_worker_niceness": "0"}
 def deployment_options(model: ModelConfig, limits: LimitsConfig | None = None) -> dict[str, Any]:
     d = model.deployment
     limits = limits or LimitsConfig()
-    max_ongoing, max_queued = ray_request_bounds(d)
     options: dict[str, Any] = {
         "name": _deployment_name(model.name),
-        "max_ongoing_requests": max_ongoing,
-        "max_queued_requests": max_queued,
+        "max_ongoing_requests": serve_max_ongoing(d),
+        # Our admission bounds the queue; Serve's own bound would refuse bursts in plain text
+        # (see serve_max_ongoing).
+        "max_queued_requests": -1,
         "backpressure_config": {
             "status_code": limits.overload_status,
             "retry_after_s": limits.overload_retry_after_s,

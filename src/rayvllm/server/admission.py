@@ -149,20 +149,19 @@ def admitted(
     return AdmittedService(service, controller)
 
 
-def ray_request_bounds(deployment: DeploymentConfig) -> tuple[int, int]:
-    """Serve's (max_ongoing_requests, max_queued_requests) for a replica that runs our admission.
+def serve_max_ongoing(deployment: DeploymentConfig) -> int:
+    """Serve's max_ongoing_requests for a replica that runs our admission.
 
     With a bounded queue, Serve lets in our in-flight plus our queue plus headroom, so the
-    replica's own admission refuses the excess with OpenAI's body and `Retry-After`. Serve's
-    own queue is left unbounded: on HAProxy's direct ingress a replica counts every request
-    as queued from arrival until it takes a slot, across an await, so a burst of simultaneous
-    arrivals overflows a small `max_queued_requests` while slots are free, and Serve refuses
-    them in plain text (measured: 6 of 14 at once, with 36 slots free). Our admission answers
-    every request in microseconds, so what waits in Serve's queue never waits long.
-    Unbounded, Serve's bounds are ours."""
+    replica's own admission refuses the excess with OpenAI's body and `Retry-After`. Unbounded,
+    Serve's bound is ours.
+
+    Serve's own max_queued_requests is always -1 (`deployment/app.py`): on HAProxy's direct
+    ingress a replica counts every request as queued from arrival until it takes a slot, across
+    an await, so a burst of simultaneous arrivals overflows a small bound while slots are free,
+    and Serve refuses them in plain text (measured: 6 of 14 at once, with 36 slots free). Our
+    admission answers every request in microseconds, so what waits in Serve's queue never waits
+    long."""
     if deployment.max_queued_requests < 0:
-        return deployment.max_ongoing_requests, -1
-    ongoing = (
-        deployment.max_ongoing_requests + deployment.max_queued_requests + RAY_REFUSAL_HEADROOM
-    )
-    return ongoing, -1
+        return deployment.max_ongoing_requests
+    return deployment.max_ongoing_requests + deployment.max_queued_requests + RAY_REFUSAL_HEADROOM

@@ -13,7 +13,7 @@ import pytest
 
 from rayvllm.config import ServeConfig
 from rayvllm.engine.fake import FakeEngine
-from rayvllm.server.admission import RAY_REFUSAL_HEADROOM, ray_request_bounds
+from rayvllm.server.admission import RAY_REFUSAL_HEADROOM, serve_max_ongoing
 from rayvllm.server.app import create_app
 from rayvllm.server.services import LocalService
 
@@ -126,14 +126,12 @@ async def test_a_queued_request_whose_client_leaves_frees_its_queue_place(
 
 def test_unbounded_queue_leaves_serve_bounds_as_configured() -> None:
     cfg = ServeConfig.model_validate({"models": [{"deployment": {"max_ongoing_requests": 8}}]})
-    assert ray_request_bounds(cfg.models[0].deployment) == (8, -1)
+    assert serve_max_ongoing(cfg.models[0].deployment) == 8
 
 
 def test_bounded_queue_lets_serve_pass_requests_to_our_admission() -> None:
     cfg = bounded_config()
-    ongoing, queued = ray_request_bounds(cfg.models[0].deployment)
-    # Serve's own queue bound would refuse bursts in plain text before they reach our admission.
-    assert ongoing == 1 + 1 + RAY_REFUSAL_HEADROOM and queued == -1
+    assert serve_max_ongoing(cfg.models[0].deployment) == 1 + 1 + RAY_REFUSAL_HEADROOM
 
 
 def test_serve_refusals_use_the_configured_status() -> None:
@@ -142,3 +140,5 @@ def test_serve_refusals_use_the_configured_status() -> None:
     options = app.deployment_options(cfg.models[0], cfg.limits)
     assert options["backpressure_config"] == {"status_code": 429, "retry_after_s": 3}
     assert options["max_ongoing_requests"] == 2 + RAY_REFUSAL_HEADROOM
+    # Serve's own queue bound would refuse bursts in plain text before they reach our admission.
+    assert options["max_queued_requests"] == -1
